@@ -1,0 +1,116 @@
+"""Load ImageNet ResNet-18 weights in the common layout into HCAT's stride-16 trunk.
+
+ResNet-18 checkpoints (torchvision's and timm's, once converted to safetensors) name their
+tensors ``conv1``, ``bn1``, ``layer<s>.<b>.conv1`` ... ``layer<s>.<b>.downsample.{0,1}``,
+``layer4.*`` and ``fc.*``. HCAT drops stage 4 and the classifier, so those tensors are left
+out and listed in the report; any other key that does not fit the trunk, a missing trunk
+tensor or a shape mismatch raises CheckpointMismatch. Weights are read from safetensors only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ros_tracker.zoo.checkpoints import CheckpointMismatch, read_weights
+
+LOGGER = logging.getLogger(__name__)
+
+# Parts of a full ResNet-18 that the stride-16 trunk does not have.
+DROPPED_PREFIXES = ("layer4.", "fc.")
+# Some older checkpoints predate BatchNorm's batch counter; the trunk keeps its own then.
+_OPTIONAL_SUFFIX = ".num_batches_tracked"
+
+_NORM_NAMES = {"bn1": "norm1", "bn2": "norm2"}
+_BLOCK_KEY = re.compile(r"^layer([1-3])\.(\d+)\.(conv1|conv2|bn1|bn2|downsample\.[01])\.(.+)$")
+_STEM_KEY = re.compile(r"^(conv1|bn1)\.(.+)$")
+
+
+@dataclass
+class TrunkLoadReport:
+    """What a pretrained load did: every source key is in exactly one of these lists."""
+
+    loaded: Dict[str, str] = field(default_factory=dict)  # source key -> trunk key
+    dropped: List[str] = field(default_factory=list)  # source keys of layer4 / fc
+    kept_own: List[str] = field(default_factory=list)  # trunk keys absent from the source
+
+    def summary(self) -> str:
+        dropped_parts = ", ".join(sorted({k.split(".")[0] for k in self.dropped})) or "none"
+        return (
+            f"loaded {len(self.loaded)} tensors; dropped {len(self.dropped)} ({dropped_parts}); "
+            f"kept {len(self.kept_own)} of the trunk's own"
+        )
+
+
+def trunk_key(source_key: str) -> Optional[str]:
+    """Our trunk's name for a common-layout ResNet key, or None if it has no place in it."""
+    match = _STEM_KEY.match(source_key)
+    if match:
+        part = "conv" if match.group(1) == "conv1" else "norm"
+        return f"stem.{part}.{match.group(2)}"
+    match = _BLOCK_KEY.match(source_key)
+    if match:
+        stage, block, module, tensor = match.groups()
+        if module.startswith("downsample"):
+            module = "shortcut.conv" if module.endswith("0") else "shortcut.norm"
+        else:
+            module = _NORM_NAMES.get(module, module)
+        return f"stages.{int(stage) - 1}.{block}.{module}.{tensor}"
+    return None
+
+
+def _strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    if prefix and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix) :]: value for key, value in state.items()}
+    return state
+
+
+def load_resnet18_trunk(
+    trunk: nn.Module, state: Dict[str, torch.Tensor], prefix: str = "module."
+) -> TrunkLoadReport:
+    """Copy a common-layout ResNet-18 state dict into ``trunk`` (a ResNetTrunk).
+
+    ``prefix`` is stripped when every key carries it (data-parallel checkpoints).
+    """
+    state = _strip_prefix(state, prefix)
+    own = trunk.state_dict()
+    report = TrunkLoadReport()
+    unexpected: List[str] = []
+    shapes: List[str] = []
+    updates: Dict[str, torch.Tensor] = {}
+    for source_key, tensor in state.items():
+        if source_key.startswith(DROPPED_PREFIXES):
+            report.dropped.append(source_key)
+            continue
+        target = trunk_key(source_key)
+        if target is None or target not in own:
+            unexpected.append(source_key)
+            continue
+        if tuple(tensor.shape) != tuple(own[target].shape):
+            shapes.append(
+                f"{source_key} -> {target}: checkpoint {tuple(tensor.shape)}, "
+                f"trunk {tuple(own[target].shape)}"
+            )
+            continue
+        updates[target] = tensor
+        report.loaded[source_key] = target
+    missing = sorted(k for k in own if k not in updates and not k.endswith(_OPTIONAL_SUFFIX))
+    if missing or unexpected or shapes:
+        raise CheckpointMismatch(missing, sorted(unexpected), shapes)
+    report.kept_own = sorted(k for k in own if k not in updates)
+    report.dropped.sort()
+    merged = dict(own)
+    merged.update({k: v.to(own[k].dtype) for k, v in updates.items()})
+    trunk.load_state_dict(merged, strict=True)
+    LOGGER.info("ResNet-18 trunk: %s", report.summary())
+    return report
+
+
+def load_imagenet_backbone(model: nn.Module, path: str) -> TrunkLoadReport:
+    """Initialise an HCAT network's backbone from a ResNet-18 safetensors file."""
+    return load_resnet18_trunk(model.backbone, read_weights(path))
