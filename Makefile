@@ -1,0 +1,37 @@
+# Developer entry points. `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Every run of tests and demos stays on loopback, in its own DDS domain, with logs under build/.
+DOMAIN := $(shell python3 -c 'import random; print(random.randint(1, 100))')
+ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(DOMAIN) \
+	ROS_LOG_DIR=$(CURDIR)/build/ros_log AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) \
+	RCUTILS_COLORIZED_OUTPUT=0 PYTHONUNBUFFERED=1
+DEMO_OUT ?= build/demo
+
+.PHONY: setup test demo lint format bench clean
+
+setup:
+	@bash tools/setup_env.sh
+
+test: setup
+	$(ROS_ENV) $(PY) -m pytest test -q -ra $(PYTEST_ARGS)
+
+demo: setup
+	@mkdir -p $(DEMO_OUT)
+	$(ROS_ENV) $(VENV)/bin/ros-tracker run --source synthetic --frames 300 \
+		--record $(DEMO_OUT)/demo.mp4 $(DEMO_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(ROS_ENV) $(PY) bench/run_all.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,1 @@
+"""Tracker runtime: crops, inference backends and decoding. Knows nothing of ROS."""

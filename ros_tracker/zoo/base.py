@@ -1,0 +1,51 @@
+"""The interface every zoo network implements.
+
+A tracker network is split in two so that deployment can run the template side once:
+
+* ``encode_template(*templates)`` runs once per initialisation (or per template update) and
+  returns the template state tensors named by ``card.template_state_names``;
+* ``track_search(*state, search)`` runs every frame and returns the raw outputs named by
+  ``card.output_names`` (score maps, box distributions, ...), never boxes in image pixels.
+
+Inputs are normalised float tensors (N, 3, S, S) of the card's sizes. Cropping, windows,
+decoding and mapping back to the image belong to the tracker runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+from torch import nn
+
+from ros_tracker.zoo.card import ModelCard
+
+
+class TrackerNetwork(nn.Module):
+    """Base class: subclasses implement encode_template and track_search."""
+
+    def __init__(self, card: ModelCard) -> None:
+        super().__init__()
+        self.card = card
+
+    def encode_template(self, *templates: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def track_search(self, *state_and_search: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+    def forward(self, *templates_and_search: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Both halves in one call (training and parity checks): returns outputs by name."""
+        *templates, search = templates_and_search
+        state = self.encode_template(*templates)
+        outputs = self.track_search(*state, search)
+        return dict(zip(self.card.output_names, outputs))
+
+    def example_inputs(self, batch: int = 1) -> Dict[str, torch.Tensor]:
+        """Random inputs of the card's static shapes, keyed by input name (export, tests)."""
+        inputs = {
+            name: torch.randn(batch, 3, self.card.template_size, self.card.template_size)
+            for name in self.card.template_input_names
+        }
+        inputs["search"] = torch.randn(batch, 3, self.card.search_size, self.card.search_size)
+        return inputs

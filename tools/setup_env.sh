@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Creates .venv with a working ROS 2 (rclpy, Fast DDS, built interfaces) and ros_tracker installed.
+# Idempotent: every step leaves a stamp under .venv/.stamps keyed by the hash of its inputs, so a
+# re-run with nothing changed only checks the stamps.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.venv"
+STAMPS="$VENV/.stamps"
+BUILD="$ROOT/build/dev"
+PYTHON=${PYTHON:-python3}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Hash of files and extra strings; a step reruns when its hash changes.
+digest() { (for f in "$@"; do if [ -e "$f" ]; then find "$f" -type f -print0 | sort -z | xargs -0 cat; else echo "$f"; fi; done) | sha256sum | cut -c1-16; }
+
+step_done() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+mark_done() { mkdir -p "$STAMPS"; echo "$2" >"$STAMPS/$1"; }
+
+# pip prints a warning per package for index paths that do not exist on this machine: hide those.
+pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+req_hash=$(digest "$ROOT/requirements-dev.txt")
+if ! step_done requirements "$req_hash"; then
+  log "installing requirements-dev.txt (ROS 2 wheels, torch, onnxruntime, test tools)"
+  pip_install -r "$ROOT/requirements-dev.txt"
+  "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
+  rm -f "$STAMPS/cmake_paths"
+  mark_done requirements "$req_hash"
+fi
+
+# The wheels' CMake exports carry the wheel build host's include paths: point them at this venv.
+if ! step_done cmake_paths "$req_hash"; then
+  log "rewriting build-host include paths in the wheels' CMake exports"
+  "$VENV/bin/python" - "$VENV" <<'PY'
+import glob, re, sys, sysconfig
+import numpy
+venv = sys.argv[1]
+py_inc = sysconfig.get_paths()["include"]
+np_inc = numpy.get_include()
+patterns = [
+    (re.compile(r"/opt/python/cp3\d+-cp3\d+/include/python3\.\d+"), py_inc),
+    (re.compile(r"/opt/python/cp3\d+-cp3\d+/lib/python3\.\d+/site-packages/numpy/(?:_core/)?include"), np_inc),
+]
+changed = 0
+for path in glob.glob(venv + "/share/*/cmake/*.cmake"):
+    with open(path) as f:
+        text = f.read()
+    new = text
+    for pattern, repl in patterns:
+        new = pattern.sub(repl, new)
+    if new != text:
+        with open(path, "w") as f:
+            f.write(new)
+        changed += 1
+print("[setup] %d CMake files rewritten" % changed, file=sys.stderr)
+PY
+  mark_done cmake_paths "$req_hash"
+fi
+
+# Build one ament_cmake interface package straight into the venv prefix.
+build_interfaces() {
+  local name=$1 src=$2
+  log "building $name (cmake, ~30 s)"
+  rm -rf "$BUILD/$name"
+  mkdir -p "$BUILD/$name"
+  (
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    cmake -S "$src" -B "$BUILD/$name" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$BUILD/$name.log" 2>&1 &&
+      cmake --build "$BUILD/$name" -j 2 >>"$BUILD/$name.log" 2>&1 &&
+      cmake --install "$BUILD/$name" >>"$BUILD/$name.log" 2>&1
+  ) || { log "building $name failed; see $BUILD/$name.log"; tail -30 "$BUILD/$name.log" >&2; exit 1; }
+}
+
+vm_hash=$(digest "$ROOT/tools/vision_msgs" "$req_hash")
+if ! step_done vision_msgs "$vm_hash"; then
+  if "$VENV/bin/python" -c "import vision_msgs.msg" 2>/dev/null && [ ! -f "$STAMPS/vision_msgs.ours" ]; then
+    log "vision_msgs already importable: using it"
+  else
+    build_interfaces vision_msgs "$ROOT/tools/vision_msgs"
+    touch "$STAMPS/vision_msgs.ours"
+  fi
+  mark_done vision_msgs "$vm_hash"
+fi
+
+if_hash=$(digest "$ROOT/interfaces/ros_tracker_interfaces" "$vm_hash")
+if ! step_done interfaces "$if_hash"; then
+  build_interfaces ros_tracker_interfaces "$ROOT/interfaces/ros_tracker_interfaces"
+  mark_done interfaces "$if_hash"
+fi
+
+pkg_hash=$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" "$req_hash")
+if ! step_done package "$pkg_hash"; then
+  log "installing ros_tracker (editable)"
+  pip_install --no-deps --no-build-isolation -e "$ROOT"
+  mark_done package "$pkg_hash"
+fi
+
+"$VENV/bin/python" -c "import rclpy, vision_msgs.msg, ros_tracker_interfaces.srv, ros_tracker" ||
+  { log "environment check failed"; exit 1; }
+log "ready: $VENV"
