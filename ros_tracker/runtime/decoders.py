@@ -1,0 +1,243 @@
+"""Per-family decoding of raw network outputs into one box and one confidence.
+
+Every decoder takes the dict of raw outputs of ``track_search`` (numpy, batch 1, named by the
+card's ``output_names``) and returns a :class:`Decoded`: a box (cx, cy, w, h) in coordinates
+normalised to the search crop and a confidence in [0, 1]. Mapping back to the image belongs
+to the tracker (runtime.crops.CropTransform).
+
+Family conventions (see each zoo module's docstring):
+
+* hit: corner logits (N, 2, H, W); softmax per map, expectation over cell centres. HiT uses no
+  window and has no score head, so the confidence measures how concentrated the two corner
+  distributions are (see :func:`corner_peakedness`).
+* hcat: cls logits (N, H*W) and boxes (N, H*W, 4) as (cx, cy, w, h); sigmoid scores blended
+  with a Hann window (weight ``window_influence``) pick the cell; confidence is the raw score.
+* mixformerv2: box logits (N, 4, B) over bins for x1, y1, x2, y2 and a score logit (N, 1);
+  expectation over bin centres, confidence sigmoid(score_logit).
+* abtrack: score logits (N, 1, H, W), offsets and sizes (N, 2, H, W) in [0, 1]; sigmoid score
+  times a Hann window picks the cell; confidence is the raw score there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+
+from ros_tracker.zoo.card import ModelCard
+
+Outputs = Dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One estimate: (cx, cy, w, h) normalised to the search crop, confidence in [0, 1]."""
+
+    box: Tuple[float, float, float, float]
+    score: float
+
+    def __post_init__(self) -> None:
+        # Plain floats, whatever numpy scalar types the arithmetic produced.
+        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        object.__setattr__(self, "score", float(self.score))
+
+
+# -- shared pieces --------------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically safe logistic function (no overflow warnings for large |x|)."""
+    x = np.asarray(x, dtype=np.float64)
+    positive = x >= 0
+    out = np.empty_like(x)
+    out[positive] = 1.0 / (1.0 + np.exp(-x[positive]))
+    exp_x = np.exp(x[~positive])
+    out[~positive] = exp_x / (1.0 + exp_x)
+    return out
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=axis, keepdims=True)
+
+
+def hann_window(height: int, width: int, zero_edges: bool) -> np.ndarray:
+    """2-D Hann window (outer product of 1-D windows), peak 1 at the centre.
+
+    ``zero_edges=True`` is numpy's ``np.hanning`` (ends at 0; the Siamese trackers' window,
+    used by HCAT). ``zero_edges=False`` samples the window at k / (n + 1), k = 1..n, so border
+    cells keep a small weight (the OSTrack-style window ABTrack's code family uses).
+    """
+
+    def one_d(n: int) -> np.ndarray:
+        if zero_edges:
+            return np.hanning(n)
+        k = np.arange(1, n + 1, dtype=np.float64)
+        return 0.5 - 0.5 * np.cos(2.0 * math.pi * k / (n + 1))
+
+    return np.outer(one_d(height), one_d(width))
+
+
+def corners_to_centre(x1: float, y1: float, x2: float, y2: float) -> Tuple[float, ...]:
+    return 0.5 * (x1 + x2), 0.5 * (y1 + y2), x2 - x1, y2 - y1
+
+
+def _first(outputs: Outputs, name: str) -> np.ndarray:
+    if name not in outputs:
+        raise KeyError(f"network output {name!r} missing; got {sorted(outputs)}")
+    return np.asarray(outputs[name])[0]
+
+
+# -- HiT ------------------------------------------------------------------------------------
+
+
+def corner_peakedness(probabilities: np.ndarray) -> float:
+    """1 for a distribution on one cell, 0 for a uniform one, from its spatial spread.
+
+    spread = sqrt((Var x + Var y) / (same for a uniform map)), in cell-normalised units, and
+    peakedness = 1 - spread clipped to [0, 1]. A spread measure (rather than entropy) also
+    falls for two separate sharp peaks, where the expected corner is meaningless.
+    """
+    height, width = probabilities.shape
+    xs = (np.arange(width) + 0.5) / width
+    ys = (np.arange(height) + 0.5) / height
+    px = probabilities.sum(axis=0)
+    py = probabilities.sum(axis=1)
+    var_x = float(px @ (xs * xs) - (px @ xs) ** 2)
+    var_y = float(py @ (ys * ys) - (py @ ys) ** 2)
+    uniform = (1.0 - 1.0 / width**2) / 12.0 + (1.0 - 1.0 / height**2) / 12.0
+    if uniform <= 0.0:  # a 1x1 map carries no spatial information
+        return 1.0
+    spread = math.sqrt(max(var_x + var_y, 0.0) / uniform)
+    return min(max(1.0 - spread, 0.0), 1.0)
+
+
+class CornerDecoder:
+    """HiT: expectation of the top-left and bottom-right corner distributions."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.name = card.output_names[0]
+
+    def __call__(self, outputs: Outputs) -> Decoded:
+        maps = _first(outputs, self.name)  # (2, H, W)
+        if maps.ndim != 3 or maps.shape[0] != 2:
+            raise ValueError(f"{self.name} must be (N, 2, H, W), got {outputs[self.name].shape}")
+        _, height, width = maps.shape
+        probabilities = softmax(maps.reshape(2, -1), axis=-1).reshape(2, height, width)
+        xs = (np.arange(width) + 0.5) / width
+        ys = (np.arange(height) + 0.5) / height
+        x1 = float(probabilities[0].sum(axis=0) @ xs)
+        y1 = float(probabilities[0].sum(axis=1) @ ys)
+        x2 = float(probabilities[1].sum(axis=0) @ xs)
+        y2 = float(probabilities[1].sum(axis=1) @ ys)
+        # The box is only as reliable as its vaguer corner.
+        score = min(corner_peakedness(probabilities[0]), corner_peakedness(probabilities[1]))
+        return Decoded(box=corners_to_centre(x1, y1, x2, y2), score=score)
+
+
+# -- HCAT -----------------------------------------------------------------------------------
+
+
+class WindowedClassificationDecoder:
+    """HCAT: pick the cell by window-blended classification score, read its box."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.cls_name, self.box_name = card.output_names[:2]
+        self.use_window = bool(card.hann_window) and card.window_influence > 0.0
+        self.window_influence = float(card.window_influence)
+        self._windows: Dict[int, np.ndarray] = {}
+
+    def _window(self, cells: int) -> np.ndarray:
+        if cells not in self._windows:
+            side = int(round(math.sqrt(cells)))
+            if side * side != cells:
+                raise ValueError(f"HCAT output of {cells} cells is not a square grid")
+            self._windows[cells] = hann_window(side, side, zero_edges=True).reshape(-1)
+        return self._windows[cells]
+
+    def __call__(self, outputs: Outputs) -> Decoded:
+        scores = sigmoid(_first(outputs, self.cls_name).reshape(-1))
+        boxes = _first(outputs, self.box_name).reshape(-1, 4)
+        if boxes.shape[0] != scores.shape[0]:
+            raise ValueError(f"{boxes.shape[0]} boxes for {scores.shape[0]} scores")
+        ranking = scores
+        if self.use_window:
+            influence = self.window_influence
+            ranking = scores * (1.0 - influence) + self._window(scores.shape[0]) * influence
+        best = int(np.argmax(ranking))
+        cx, cy, w, h = (float(v) for v in boxes[best])
+        return Decoded(box=(cx, cy, w, h), score=float(scores[best]))
+
+
+# -- MixFormerV2 ----------------------------------------------------------------------------
+
+
+class DistributionDecoder:
+    """MixFormerV2: expectation over bins per box side, score from the score token."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.box_name, self.score_name = card.output_names[:2]
+
+    def __call__(self, outputs: Outputs) -> Decoded:
+        logits = _first(outputs, self.box_name)  # (4, B)
+        if logits.ndim != 2 or logits.shape[0] != 4:
+            raise ValueError(
+                f"{self.box_name} must be (N, 4, B), got {outputs[self.box_name].shape}"
+            )
+        bins = logits.shape[1]
+        centres = (np.arange(bins) + 0.5) / bins
+        x1, y1, x2, y2 = (float(v) for v in softmax(logits, axis=-1) @ centres)
+        score = float(sigmoid(_first(outputs, self.score_name).reshape(-1)[0]))
+        return Decoded(box=corners_to_centre(x1, y1, x2, y2), score=score)
+
+
+# -- ABTrack --------------------------------------------------------------------------------
+
+
+class CenterDecoder:
+    """ABTrack: peak of the windowed score map, offset and size read at the peak."""
+
+    def __init__(self, card: ModelCard) -> None:
+        self.score_name, self.offset_name, self.size_name = card.output_names[:3]
+        self.use_window = bool(card.hann_window)
+        self._windows: Dict[Tuple[int, int], np.ndarray] = {}
+
+    def _window(self, height: int, width: int) -> np.ndarray:
+        key = (height, width)
+        if key not in self._windows:
+            self._windows[key] = hann_window(height, width, zero_edges=False)
+        return self._windows[key]
+
+    def __call__(self, outputs: Outputs) -> Decoded:
+        score_map = sigmoid(_first(outputs, self.score_name)[0])  # (H, W)
+        offsets = _first(outputs, self.offset_name)  # (2, H, W)
+        sizes = _first(outputs, self.size_name)  # (2, H, W)
+        height, width = score_map.shape
+        ranking = score_map * self._window(height, width) if self.use_window else score_map
+        iy, ix = np.unravel_index(int(np.argmax(ranking)), (height, width))
+        cx = (ix + float(offsets[0, iy, ix])) / width
+        cy = (iy + float(offsets[1, iy, ix])) / height
+        w = float(sizes[0, iy, ix])
+        h = float(sizes[1, iy, ix])
+        return Decoded(box=(cx, cy, w, h), score=float(score_map[iy, ix]))
+
+
+# -- selection ------------------------------------------------------------------------------
+
+_DECODERS: Dict[str, Callable[[ModelCard], Callable[[Outputs], Decoded]]] = {
+    "hit": CornerDecoder,
+    "hcat": WindowedClassificationDecoder,
+    "mixformerv2": DistributionDecoder,
+    "abtrack": CenterDecoder,
+}
+
+
+def make_decoder(card: ModelCard) -> Callable[[Outputs], Decoded]:
+    """The decoder for ``card.family``."""
+    if card.family not in _DECODERS:
+        raise KeyError(f"no decoder for family {card.family!r}; known: {sorted(_DECODERS)}")
+    return _DECODERS[card.family](card)
