@@ -1,5 +1,7 @@
 """Frame sources (no ROS): synthetic scene, video file, image folder, camera."""
 
+from __future__ import annotations
+
 from ros_tracker.sources.base import Box, Frame, FrameSource, SourceError
 from ros_tracker.sources.camera import CameraSource
 from ros_tracker.sources.factory import open_source
