@@ -47,7 +47,7 @@ class ModelCard:
     counting_note: str = ""  # how params and MACs are counted, to compare with the paper
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> "ModelCard":
+    def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> Dict[str, Any]:

@@ -20,11 +20,11 @@ class CheckpointMismatch(RuntimeError):
         self.shapes = shapes
         parts = []
         if missing:
-            parts.append("missing keys (%d): %s" % (len(missing), ", ".join(missing)))
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
         if unexpected:
-            parts.append("unexpected keys (%d): %s" % (len(unexpected), ", ".join(unexpected)))
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
         if shapes:
-            parts.append("shape mismatches (%d): %s" % (len(shapes), "; ".join(shapes)))
+            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes)}")
         super().__init__("checkpoint does not match the network: " + " | ".join(parts))
 
 
@@ -34,7 +34,7 @@ def check_state_dict(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:
     missing = sorted(k for k in own if k not in state)
     unexpected = sorted(k for k in state if k not in own)
     shapes = sorted(
-        "%s: checkpoint %s, network %s" % (k, tuple(state[k].shape), tuple(own[k].shape))
+        f"{k}: checkpoint {tuple(state[k].shape)}, network {tuple(own[k].shape)}"
         for k in own
         if k in state and tuple(state[k].shape) != tuple(own[k].shape)
     )
@@ -70,11 +70,11 @@ def read_weights(path: str) -> Dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not os.path.isfile(path):
-        raise FileNotFoundError("weights file not found: %s" % path)
+        raise FileNotFoundError(f"weights file not found: {path}")
     try:
         return load_file(path)
     except Exception as error:  # safetensors raises several types for corrupt files
-        raise ValueError("cannot read weights file %s: %s" % (path, error)) from error
+        raise ValueError(f"cannot read weights file {path}: {error}") from error
 
 
 def read_metadata(path: str) -> Dict[str, str]:

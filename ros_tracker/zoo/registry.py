@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List
 from ros_tracker.zoo.card import ModelCard
 
 # name -> (card, builder); the builder takes the card and keyword overrides of the config.
-_REGISTRY: Dict[str, "tuple[ModelCard, Callable[..., Any]]"] = {}
+_REGISTRY: Dict[str, tuple[ModelCard, Callable[..., Any]]] = {}
 
 
 def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -16,7 +16,7 @@ def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[.
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
         if card.name in _REGISTRY:
-            raise ValueError("model %r registered twice" % card.name)
+            raise ValueError(f"model {card.name!r} registered twice")
         _REGISTRY[card.name] = (card, builder)
         return builder
 
@@ -28,14 +28,13 @@ def _ensure_loaded() -> None:
     from ros_tracker.zoo import families  # noqa: F401
 
 
-def _lookup(name: str) -> "tuple[ModelCard, Callable[..., Any]]":
+def _lookup(name: str) -> tuple[ModelCard, Callable[..., Any]]:
     _ensure_loaded()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = (" Did you mean: %s?" % ", ".join(close)) if close else ""
-        raise KeyError(
-            "unknown model %r.%s Known models: %s" % (name, hint, ", ".join(sorted(_REGISTRY)))
-        )
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown model {name!r}.{hint} Known models: {known}")
     return _REGISTRY[name]
 
 
