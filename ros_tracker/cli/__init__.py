@@ -1,1 +1,5 @@
-"""cli"""
+"""The ``ros-tracker`` command line (see ros_tracker.cli.main)."""
+
+from ros_tracker.cli.main import main, register_command
+
+__all__ = ["main", "register_command"]
