@@ -95,8 +95,12 @@ def run_benchmark(
     threads: Optional[int] = None,
     engine_cache_dir: Optional[str] = None,
     progress: bool = True,
+    source: Any = None,
 ) -> Dict[str, Any]:
-    """Track the synthetic target for ``warmup + frames`` frames; the ``bench --json`` dict."""
+    """Track the synthetic target for ``warmup + frames`` frames; the ``bench --json`` dict.
+
+    ``source``: an already resolved ModelSource of ``model`` (skips resolving it again).
+    """
     from tqdm import tqdm
 
     from ros_tracker.runtime.factory import build_tracker
@@ -109,6 +113,7 @@ def run_benchmark(
         precision=precision,
         engine_cache_dir=engine_cache_dir,
         threads=threads,
+        source=source,
     )
     width, height = IMAGE_SIZE
     total_frames = warmup + frames + 1

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ class OnnxExport:
     card: ModelCard
     template_path: str
     search_path: str
+    stages: Optional[Dict[str, Any]] = None  # per-block graphs manifest (export.stages)
 
     @property
     def folder(self) -> str:
@@ -71,6 +72,7 @@ class VerifyReport:
     """Largest absolute difference between ONNX Runtime and PyTorch, per output."""
 
     errors: Dict[str, float] = field(default_factory=dict)
+    scales: Dict[str, float] = field(default_factory=dict)  # largest |PyTorch value| per output
     tolerance: float = FP32_TOLERANCE
     trials: int = 0
 
@@ -299,15 +301,26 @@ def export_onnx(
         # pass-through): only the search graph, which always runs the transformer, must.
         _check_graph(template_path, opset, expect_layer_norm=False)
         _check_graph(search_path, opset, expect_layer_norm=expect_layer_norm)
+        from ros_tracker.export import stages
+
+        manifest = None
+        if stages.has_per_block_form(network):
+            stages.export_stages(network, os.path.join(staging, stages.STAGES_DIR), opset)
         os.makedirs(out_dir, exist_ok=True)
-        for name in (TEMPLATE_FILE, SEARCH_FILE):
-            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        old_stages = os.path.join(out_dir, stages.STAGES_DIR)
+        if os.path.isdir(old_stages):
+            shutil.rmtree(old_stages)
+        for name in (TEMPLATE_FILE, SEARCH_FILE, stages.STAGES_DIR):
+            if os.path.exists(os.path.join(staging, name)):
+                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+        manifest = stages.read_manifest(out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return OnnxExport(
         card=card,
         template_path=os.path.join(out_dir, TEMPLATE_FILE),
         search_path=os.path.join(out_dir, SEARCH_FILE),
+        stages=manifest,
     )
 
 
@@ -336,7 +349,14 @@ def find_export(path: str) -> OnnxExport:
         found = read_metadata(graph_path).get(GRAPH_KEY)
         if found != graph:
             raise ValueError(f"{graph_path} is marked as the {found!r} graph, expected {graph!r}")
-    return OnnxExport(card=card, template_path=template_path, search_path=search_path)
+    from ros_tracker.export.stages import read_manifest
+
+    return OnnxExport(
+        card=card,
+        template_path=template_path,
+        search_path=search_path,
+        stages=read_manifest(folder),
+    )
 
 
 def _ort_session(path: str):
@@ -365,6 +385,11 @@ def verify_export(
     search_session = _ort_session(export.search_path)
     names = state_names(card)
     report = VerifyReport(tolerance=tolerance, trials=trials)
+    staged = None
+    if export.stages is not None:  # the per-block graphs run the way the runtime runs them
+        from ros_tracker.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        staged = OnnxRuntimeBackend(card, export, device="cpu", threads=1)
     generator = torch.Generator().manual_seed(seed)
     t_shape = (1, 3, card.template_size, card.template_size)
     s_shape = (1, 3, card.search_size, card.search_size)
@@ -379,6 +404,8 @@ def verify_export(
             float(np.max(np.abs(expected_np.astype(np.float64) - actual))) if actual.size else 0.0
         )
         report.errors[name] = max(report.errors.get(name, 0.0), error)
+        scale = float(np.max(np.abs(expected_np))) if expected_np.size else 0.0
+        report.scales[name] = max(report.scales.get(name, 0.0), scale)
 
     for _ in range(trials):
         templates = [torch.randn(t_shape, generator=generator) for _ in card.template_input_names]
@@ -395,6 +422,11 @@ def verify_export(
         onnx_outputs = search_session.run(list(card.output_names), search_feeds)
         for name, expected, actual in zip(card.output_names, outputs, onnx_outputs):
             record(name, expected, actual)
+        if staged is not None:
+            staged.set_template({k: v.copy() for k, v in feeds.items()})
+            staged_outputs = staged.run_search(search.numpy())
+            for name, expected in zip(card.output_names, outputs):
+                record("stages:" + name, expected, staged_outputs[name])
     return report
 
 

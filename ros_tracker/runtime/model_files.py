@@ -18,8 +18,8 @@ checkout's ``models/``.
 
 ONNX Runtime and TensorRT need the exported graphs; for zoo names and safetensors files they
 are exported on first use into ``<engine_cache_dir>/onnx/<name>-<digest>/``, the digest
-covering the weights, the card and the network's source code, so a changed model is
-re-exported and an unchanged one never is.
+covering the weights, the card, the network's and the exporter's source code, so a changed
+model is re-exported and an unchanged one never is.
 """
 
 from __future__ import annotations
@@ -143,7 +143,10 @@ def network_digest(network: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    sources = set()
+    # The exporter's own code counts too: a changed export layout must not reuse old folders.
+    from ros_tracker.export import metadata, onnx, stages
+
+    sources = {inspect.getsourcefile(m) for m in (metadata, onnx, stages)}
     for module in network.modules():
         try:
             sources.add(inspect.getsourcefile(type(module)))

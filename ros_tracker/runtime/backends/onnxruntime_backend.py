@@ -9,6 +9,12 @@ actually in use is read back from the session and gives the backend its name
 The template state is kept as OrtValues produced by the template graph through I/O binding,
 on the GPU when a GPU provider runs, and bound once into the search graph's binding; per
 frame only the search crop is bound (from host memory) and the outputs are copied back.
+
+Exports with per-block graphs (ABTrack, see ros_tracker.export.stages) run those instead of
+the single search graph: stem, then for each gated block its decision graph and, only when
+the bypass probability is at most the threshold, its block graph, then the head. The tokens
+stay OrtValues on the provider's device between stages; only the (1, 1) probabilities come
+back to the host.
 """
 
 from __future__ import annotations
@@ -122,7 +128,14 @@ class OnnxRuntimeBackend(InferenceBackend):
             for short in plan
         ]
         self.template_session = self._session(export.template_path, provider_list, threads)
-        self.search_session = self._session(export.search_path, provider_list, threads)
+        self._staged: Optional[_StagedSearch] = None
+        if export.stages is not None:
+            self._staged = _StagedSearch(
+                export, lambda path: self._session(path, provider_list, threads)
+            )
+            self.search_session = self._staged.stem
+        else:
+            self.search_session = self._session(export.search_path, provider_list, threads)
         self.provider = self._provider_in_use(self.search_session)
         if device == "cuda" and self.provider not in _GPU_PROVIDERS:
             raise BackendUnavailable(
@@ -173,6 +186,10 @@ class OnnxRuntimeBackend(InferenceBackend):
             binding.bind_output(name, self._state_device, self._device_id)
         self.template_session.run_with_iobinding(binding)
         state = binding.get_outputs()  # OrtValues, on the provider's device
+        if self._staged is not None:
+            self._state = state
+            self._staged.set_state(dict(zip(self._state_names, state)), self._state_device)
+            return
         search_binding = self.search_session.io_binding()
         for name, value in zip(self._state_names, state):
             search_binding.bind_ortvalue_input(name, value)
@@ -183,6 +200,9 @@ class OnnxRuntimeBackend(InferenceBackend):
         self._search_binding = search_binding
 
     def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
+        if self._staged is not None:
+            outputs = self._staged.run(np.ascontiguousarray(search, np.float32), self._device_id)
+            return dict(zip(self.card.output_names, outputs))
         if self._search_binding is None:
             raise RuntimeError("run_search called before set_template")
         binding = self._search_binding
@@ -192,6 +212,73 @@ class OnnxRuntimeBackend(InferenceBackend):
         outputs = binding.copy_outputs_to_cpu()
         return dict(zip(self.card.output_names, outputs))
 
+    @property
+    def last_bypassed(self) -> Optional[List[bool]]:
+        """Per gated block, whether the last frame bypassed it (per-block exports only)."""
+        return None if self._staged is None else list(self._staged.bypassed)
+
     def close(self) -> None:
         self._search_binding = None
         self._state = None
+        if self._staged is not None:
+            self._staged.state = {}
+
+
+class _StagedSearch:
+    """The per-frame half as per-block graphs with the bypass decided between them."""
+
+    def __init__(self, export: OnnxExport, open_session) -> None:
+        from ros_tracker.export.stages import STAGES_DIR
+
+        manifest = export.stages
+        folder = os.path.join(export.folder, STAGES_DIR)
+
+        def load(entry: Dict[str, Any]):
+            return open_session(os.path.join(folder, entry["file"])), entry
+
+        self.threshold = float(manifest["threshold"])
+        self.stem, self.stem_entry = load(manifest["stem"])
+        self.gates = [(load(g["decision"]), load(g["block"])) for g in manifest["gated"]]
+        self.head, self.head_entry = load(manifest["head"])
+        self.state: Dict[str, Any] = {}
+        self.device = "cpu"
+        self.bypassed: List[bool] = []
+
+    def set_state(self, state: Dict[str, Any], device: str) -> None:
+        self.state = state
+        self.device = device
+
+    def _tokens_through(self, session, entry: Dict[str, Any], tokens, device_id: int):
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(entry["inputs"][0], tokens)
+        binding.bind_output(entry["outputs"][0], self.device, device_id)
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0]
+
+    def run(self, search: np.ndarray, device_id: int) -> List[np.ndarray]:
+        if not self.state:
+            raise RuntimeError("run_search called before set_template")
+        binding = self.stem.io_binding()
+        state_input, search_input = self.stem_entry["inputs"]
+        binding.bind_ortvalue_input(state_input, next(iter(self.state.values())))
+        binding.bind_cpu_input(search_input, search)
+        binding.bind_output(self.stem_entry["outputs"][0], self.device, device_id)
+        self.stem.run_with_iobinding(binding)
+        tokens = binding.get_outputs()[0]
+        self.bypassed = []
+        for (decision, decision_entry), (block, block_entry) in self.gates:
+            probability_binding = decision.io_binding()
+            probability_binding.bind_ortvalue_input(decision_entry["inputs"][0], tokens)
+            probability_binding.bind_output(decision_entry["outputs"][0], "cpu")
+            decision.run_with_iobinding(probability_binding)
+            probability = float(probability_binding.copy_outputs_to_cpu()[0].reshape(-1)[0])
+            skip = probability > self.threshold
+            self.bypassed.append(skip)
+            if not skip:
+                tokens = self._tokens_through(block, block_entry, tokens, device_id)
+        head_binding = self.head.io_binding()
+        head_binding.bind_ortvalue_input(self.head_entry["inputs"][0], tokens)
+        for name in self.head_entry["outputs"]:
+            head_binding.bind_output(name, "cpu")
+        self.head.run_with_iobinding(head_binding)
+        return head_binding.copy_outputs_to_cpu()
