@@ -5,6 +5,9 @@ Supported Python APIs: TensorRT 8.5 to 10.x, name-based I/O only (``num_io_tenso
 8.5, JetPack 6 (Orin) 8.6 or 10.x.
 
 Version differences handled here:
+* 8.5 has no ONNX LayerNormalization importer (8.6 added it): the graph is parsed from a copy
+  with each LayerNormalization decomposed into elementary ops (ros_tracker.export.onnx_rewrite),
+  whose layers are pinned to fp32 in fp16 engines like the 8.6+ normalisation layers.
 * 8.x needs the EXPLICIT_BATCH network flag; 10 removed implicit batch (the flag is deprecated
   and no longer needed) together with the binding-index APIs and ``max_workspace_size``;
   the workspace limit goes through ``set_memory_pool_limit`` (8.4+) in every version.
@@ -35,6 +38,7 @@ from ros_tracker.export.engine_cache import (
     get_or_build,
     sha256_file,
 )
+from ros_tracker.export.onnx_rewrite import DECOMPOSED_MARK, decompose_layer_norm
 from ros_tracker.runtime.backends.base import BackendUnavailable
 
 LOGGER = logging.getLogger("ros_tracker.runtime.tensorrt")
@@ -104,14 +108,18 @@ def _network_flags(trt: Any) -> int:
 
 
 def _pin_layer_norms_to_fp32(trt: Any, network: Any, config: Any) -> int:
-    """Keep normalisation layers in fp32 inside an fp16 engine; returns how many were pinned."""
+    """Keep LayerNorm layers in fp32 inside an fp16 engine; returns how many were pinned.
+
+    That is the normalisation layers (8.6+), or on 8.5 every layer of a decomposed LayerNorm
+    (recognised by the node names ros_tracker.export.onnx_rewrite gives them).
+    """
     normalization = getattr(trt.LayerType, "NORMALIZATION", None)  # 8.6+
-    if normalization is None:
-        return 0
     pinned = 0
     for index in range(network.num_layers):
         layer = network.get_layer(index)
-        if layer.type == normalization:
+        if (normalization is not None and layer.type == normalization) or (
+            DECOMPOSED_MARK in (layer.name or "")
+        ):
             layer.precision = trt.float32
             for output in range(layer.num_outputs):
                 layer.set_output_type(output, trt.float32)
@@ -119,6 +127,23 @@ def _pin_layer_norms_to_fp32(trt: Any, network: Any, config: Any) -> int:
     if pinned:
         config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
     return pinned
+
+
+def needs_layer_norm_rewrite(trt: Any) -> bool:
+    """TensorRT < 8.6 has no importer for ONNX LayerNormalization."""
+    return version_tuple(trt.__version__) < (8, 6)
+
+
+def _parse(trt: Any, parser: Any, onnx_path: str) -> bool:
+    if not needs_layer_norm_rewrite(trt):
+        return bool(parser.parse_from_file(onnx_path))
+    import onnx
+
+    model = onnx.load(onnx_path)
+    if any(node.op_type == "LayerNormalization" for node in model.graph.node):
+        LOGGER.info("TensorRT %s: decomposing LayerNormalization nodes", trt.__version__)
+        model = decompose_layer_norm(model)
+    return bool(parser.parse(model.SerializeToString()))
 
 
 def build_serialized_engine(
@@ -133,7 +158,7 @@ def build_serialized_engine(
     builder = trt.Builder(trt_logger)
     network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, trt_logger)
-    if not parser.parse_from_file(onnx_path):
+    if not _parse(trt, parser, onnx_path):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()

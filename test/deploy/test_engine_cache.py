@@ -239,3 +239,33 @@ def test_fp32_export_has_no_float16(tiny_network, tmp_path):
     path = str(tmp_path / "half.onnx")
     onnx.save(helper.make_model(graph), path)
     assert onnx_has_float16(path)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_layer_norm_decomposition_for_tensorrt_8_5(tiny_network, tmp_path, opset):
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    from ros_tracker.export.onnx import export_onnx
+    from ros_tracker.export.onnx_rewrite import DECOMPOSED_MARK, decompose_layer_norm
+
+    export = export_onnx(tiny_network, str(tmp_path / "tiny"), opset=opset)
+    original = onnx.load(export.search_path)
+    rewritten = decompose_layer_norm(original)
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "LayerNormalization" not in ops and "ReduceMean" in ops
+    assert any(DECOMPOSED_MARK in node.name for node in rewritten.graph.node)
+    assert any(n.op_type == "LayerNormalization" for n in original.graph.node)  # copy only
+
+    feeds = {
+        "template_state": np.random.default_rng(0).standard_normal((1, 16, 16), np.float32),
+        "search": np.random.default_rng(1).standard_normal((1, 3, 64, 64), np.float32),
+    }
+    outputs = []
+    for model in (original, rewritten):
+        session = onnxruntime.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        outputs.append(session.run(None, feeds)[0])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5, rtol=0)

@@ -7,6 +7,11 @@ at the template context's output tensors, so the template state never leaves the
 never copied after ``set_template``. Both engines run on one torch CUDA stream, which orders
 a template update before the next search.
 
+ABTrack runs here as its single search graph, which computes every block and selects with
+``Where`` (correct, without the bypass saving); its per-block graphs run under ONNX Runtime
+(ros_tracker.export.stages). Per-block TensorRT engines would need one host round trip per
+gated block for the decision and are not implemented.
+
 NOT RUN ON HARDWARE: written against the TensorRT 8.5-10 Python API without a GPU or
 TensorRT where it was developed. What is tested here: the engine cache policy, and that a
 failing ``import tensorrt`` raises BackendUnavailable (auto selection then falls back).
