@@ -157,3 +157,36 @@ def test_on_demand_export_is_cached(tiny_network, tmp_path):
     assert os.stat(again.search_path).st_mtime_ns == written  # reused, not re-exported
     folders = list((tmp_path / "onnx").iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("tiny_test_tracker-")
+
+
+def test_failing_tensorrt_provider_is_dropped(tiny_network, tmp_path, monkeypatch, caplog):
+    import onnxruntime
+
+    export = source_from_network(tiny_network).onnx_export(str(tmp_path))
+    real_session = onnxruntime.InferenceSession
+    seen = []
+
+    def session(path, options, providers):
+        names = [p[0] for p in providers]
+        seen.append(names)
+        if "TensorrtExecutionProvider" in names:
+            raise RuntimeError("unknown provider option trt_timing_cache_path")
+        return real_session(path, options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    with caplog.at_level(logging.WARNING, logger="ros_tracker.runtime"):
+        backend = OnnxRuntimeBackend(
+            tiny_network.card,
+            export,
+            device="auto",
+            providers=["tensorrt", "cpu"],
+            engine_cache_dir=str(tmp_path),
+        )
+    assert backend.name == "onnxruntime-cpu"
+    # Dropped once, for the first graph; the second session is opened without it.
+    assert seen == [
+        ["TensorrtExecutionProvider", "CPUExecutionProvider"],
+        ["CPUExecutionProvider"],
+        ["CPUExecutionProvider"],
+    ]
+    assert any("TensorRT provider failed" in r.getMessage() for r in caplog.records)

@@ -164,7 +164,14 @@ class OnnxRuntimeBackend(InferenceBackend):
         try:
             return self._ort.InferenceSession(path, options, providers=providers)
         except Exception as error:  # corrupt file, unsupported op, provider failure
-            raise BackendUnavailable(f"onnxruntime cannot load {path}: {error}") from error
+            others = [p for p in providers if p[0] != "TensorrtExecutionProvider"]
+            if not others or len(others) == len(providers):
+                raise BackendUnavailable(f"onnxruntime cannot load {path}: {error}") from error
+            # Older onnxruntime builds reject newer TensorRT provider options (timing cache);
+            # the remaining providers still run the graph.
+            LOGGER.warning("onnxruntime TensorRT provider failed (%s); continuing without", error)
+            providers[:] = others
+            return self._session(path, providers, threads)
 
     @staticmethod
     def _provider_in_use(session) -> str:
