@@ -1,0 +1,444 @@
+"""The tracker node in its own process, driven over real rclpy as a user's program would.
+
+The node runs a zoo network with random weights (no trained model is needed to check
+everything that does not depend on accuracy); its confidence is then meaningless, so most
+tests set lost_threshold to 0 and the LOST tests raise it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from ros_harness import (
+    Driver,
+    NodeProcess,
+    fresh_domain_id,
+    parameter_args,
+    ros_environment,
+)
+from ros_tracker_interfaces.msg import TrackerStatus
+from ros_tracker_interfaces.srv import SetTarget
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2D
+
+from ros_tracker.nodes.image_conversion import bgr_to_compressed_msg, bgr_to_image_msg
+from ros_tracker.sources.synthetic import SyntheticScene
+
+STARTUP_TIMEOUT_S = 90.0
+WIDTH, HEIGHT = 320, 240
+STATE_IDLE, STATE_TRACKING, STATE_LOST = (
+    TrackerStatus.IDLE,
+    TrackerStatus.TRACKING,
+    TrackerStatus.LOST,
+)
+
+
+@pytest.fixture(scope="module")
+def scene_frames():
+    scene = SyntheticScene(width=WIDTH, height=HEIGHT, frames=60, seed=3)
+    return list(scene)
+
+
+class TrackerUnderTest:
+    """One tracker_node process plus the test-side publishers and collectors."""
+
+    def __init__(self, params, cache_dir, compressed=False):
+        self.domain = fresh_domain_id()
+        env = ros_environment(self.domain)
+        defaults = {
+            "model": "hit_tiny",
+            "engine_cache_dir": str(cache_dir),
+            "lost_threshold": 0.0,
+            "frame_cache_size": 10,
+            "resolution_change_frames": 3,
+            "compressed": compressed,
+        }
+        defaults.update(params)
+        self.process = NodeProcess("tracker_node", parameter_args(defaults), env)
+        self.driver = Driver(self.domain)
+        topic = "/image/compressed" if compressed else "/image"
+        self.images = self.driver.publisher(CompressedImage if compressed else Image, topic)
+        self.detections = self.driver.collect(Detection2D, "/tracker/detection")
+        self.statuses = self.driver.collect(TrackerStatus, "/tracker/status")
+        self.debug_images = self.driver.collect(Image, "/tracker/debug_image", depth=5)
+        self.diagnostics = self.driver.collect(DiagnosticArray, "/diagnostics")
+        self.compressed = compressed
+
+    def wait_ready(self):
+        ready = self.process.wait_for_output("ready:", STARTUP_TIMEOUT_S)
+        assert ready, "tracker_node did not start:\n" + self.process.output
+        assert self.driver.wait_for_subscriber(self.images), "node never subscribed to images"
+
+    def publish(self, image):
+        """Publish one BGR frame stamped now (stamps are distinct); returns its header."""
+        msg = bgr_to_compressed_msg(image) if self.compressed else bgr_to_image_msg(image)
+        self.publish_msg(msg)
+        return msg.header
+
+    def publish_msg(self, msg):
+        msg.header.stamp = self.driver.now().to_msg()
+        msg.header.frame_id = "camera"
+        self.images.publish(msg)
+
+    def publish_frames(self, frames, period=0.05):
+        headers = []
+        for frame in frames:
+            headers.append(self.publish(frame.image))
+            time.sleep(period)
+        return headers
+
+    def set_target(self, box, stamp=None, label="", theta=0.0):
+        request = SetTarget.Request()
+        if stamp is not None:
+            request.header.stamp = stamp
+        x, y, w, h = box
+        request.bbox.center.position.x = x + w / 2.0
+        request.bbox.center.position.y = y + h / 2.0
+        request.bbox.center.theta = theta
+        request.bbox.size_x = w
+        request.bbox.size_y = h
+        request.label = label
+        return self.driver.call(SetTarget, "/tracker/set_target", request)
+
+    def reset(self):
+        return self.driver.call(Trigger, "/tracker/reset", Trigger.Request())
+
+    def set_parameter(self, name, value):
+        parameter = Parameter(name=name)
+        if isinstance(value, bool):
+            parameter.value = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+        elif isinstance(value, float):
+            parameter.value = ParameterValue(
+                type=ParameterType.PARAMETER_DOUBLE, double_value=value
+            )
+        elif isinstance(value, int):
+            parameter.value = ParameterValue(
+                type=ParameterType.PARAMETER_INTEGER, integer_value=value
+            )
+        else:
+            parameter.value = ParameterValue(
+                type=ParameterType.PARAMETER_STRING, string_value=value
+            )
+        request = SetParameters.Request(parameters=[parameter])
+        return self.driver.call(SetParameters, "/tracker/set_parameters", request).results[0]
+
+    def close(self):
+        self.driver.close()
+        return self.process.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    cache_dir = tmp_path_factory.getbasetemp() / "engine_cache"
+    under_test = TrackerUnderTest({}, cache_dir)
+    try:
+        under_test.wait_ready()
+        yield under_test
+    finally:
+        code = under_test.close()
+        assert code == 0, "tracker_node did not shut down cleanly:\n" + under_test.process.output
+
+
+@pytest.fixture
+def fresh(node):
+    """The shared node with no target and empty collectors."""
+    assert node.reset().success
+    node.set_parameter("lost_threshold", 0.0)
+    time.sleep(0.2)
+    for collector in (node.detections, node.statuses, node.debug_images, node.diagnostics):
+        collector.clear()
+    return node
+
+
+def key(header):
+    """A header's stamp as a hashable pair."""
+    return (header.stamp.sec, header.stamp.nanosec)
+
+
+def latest_status(node):
+    statuses = node.statuses.snapshot()
+    return statuses[-1] if statuses else None
+
+
+def test_idle_status_at_1hz_before_any_target(fresh):
+    assert fresh.statuses.wait_for(lambda msgs: len(msgs) >= 2, timeout=5.0)
+    status = latest_status(fresh)
+    assert status.state == STATE_IDLE
+    assert status.model == "hit_tiny"
+    assert status.backend.startswith("onnxruntime")
+    assert fresh.detections.snapshot() == []
+
+
+def test_set_target_tracks_and_publishes_every_output(fresh, scene_frames):
+    first = scene_frames[0]
+    fresh.publish_frames(scene_frames[:3])
+    response = fresh.set_target(first.box, label="cat")
+    assert response.success, response.message
+    assert response.target_id
+    headers = fresh.publish_frames(scene_frames[3:15])
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 5, timeout=15.0)
+    detections = fresh.detections.snapshot()
+    published = {key(h) for h in headers}
+    for detection in detections:
+        assert detection.id == response.target_id
+        assert detection.header.frame_id == "camera"
+        assert detection.results[0].hypothesis.class_id == "cat"
+        assert 0.0 <= detection.results[0].hypothesis.score <= 1.0
+        assert detection.bbox.size_x > 0 and detection.bbox.size_y > 0
+        assert 0.0 <= detection.bbox.center.position.x <= WIDTH
+        assert 0.0 <= detection.bbox.center.position.y <= HEIGHT
+    # Detection headers are the source images' headers (cached frames caught up on included).
+    assert {key(d.header) for d in detections[-3:]} <= published
+    assert fresh.statuses.wait_for(
+        lambda msgs: any(m.state == STATE_TRACKING and m.frames_processed > 0 for m in msgs), 5.0
+    )
+    status = [m for m in fresh.statuses.snapshot() if m.state == STATE_TRACKING][-1]
+    assert status.target_id == response.target_id
+    assert status.fps > 0.0
+    # Debug images are drawn because this test process subscribes to them.
+    assert fresh.debug_images.wait_for(lambda msgs: len(msgs) >= 1, timeout=5.0)
+    debug = fresh.debug_images.snapshot()[-1]
+    assert (debug.width, debug.height, debug.encoding) == (WIDTH, HEIGHT, "bgr8")
+    assert fresh.diagnostics.wait_for(lambda msgs: len(msgs) >= 1, timeout=5.0)
+    values = {kv.key: kv.value for kv in fresh.diagnostics.snapshot()[-1].status[0].values}
+    assert values["model"] == "hit_tiny" and "frames_dropped" in values and "fps" in values
+
+
+def test_reset_returns_to_idle_and_stops_detections(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    assert fresh.set_target(scene_frames[1].box).success
+    fresh.publish_frames(scene_frames[2:6])
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
+    response = fresh.reset()
+    assert response.success and "dropped" in response.message
+    time.sleep(0.5)
+    fresh.detections.clear()
+    fresh.publish_frames(scene_frames[6:12])
+    time.sleep(1.0)
+    assert fresh.detections.snapshot() == []
+    assert fresh.statuses.wait_for(lambda msgs: msgs and msgs[-1].state == STATE_IDLE, 3.0)
+
+
+@pytest.mark.parametrize(
+    "box, reason",
+    [
+        ((float("nan"), 10.0, 20.0, 20.0), "NaN or infinite"),
+        ((10.0, 10.0, float("inf"), 20.0), "NaN or infinite"),
+        ((10.0, 10.0, 0.0, 20.0), "zero or negative size"),
+        ((10.0, 10.0, 20.0, -5.0), "zero or negative size"),
+        ((WIDTH + 50.0, 10.0, 20.0, 20.0), "entirely outside"),
+        ((-100.0, -100.0, 50.0, 50.0), "entirely outside"),
+    ],
+)
+def test_set_target_rejects_invalid_boxes(fresh, scene_frames, box, reason):
+    fresh.publish_frames(scene_frames[:2])
+    response = fresh.set_target(box)
+    assert not response.success
+    assert reason in response.message
+    assert response.target_id == ""
+    assert latest_status(fresh) is None or latest_status(fresh).state == STATE_IDLE
+
+
+def test_box_partly_outside_is_clipped(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    response = fresh.set_target((WIDTH - 30.0, HEIGHT - 30.0, 60.0, 60.0))
+    assert response.success, response.message
+    assert "clipped" in response.message
+
+
+def test_stamp_older_than_cache_is_rejected(fresh, scene_frames):
+    headers = fresh.publish_frames(scene_frames[:12], period=0.03)  # cache keeps 10
+    time.sleep(0.3)
+    response = fresh.set_target(scene_frames[0].box, stamp=headers[0].stamp)
+    assert not response.success
+    assert "older than the frame cache" in response.message
+    future = headers[-1].stamp
+    future.sec += 100
+    unknown = fresh.set_target(scene_frames[0].box, stamp=future)
+    assert not unknown.success and "newer than the newest image" in unknown.message
+
+
+def test_set_target_on_cached_frame_catches_up(fresh, scene_frames):
+    headers = fresh.publish_frames(scene_frames[:8], period=0.03)
+    time.sleep(0.3)
+    target_frame = 3
+    response = fresh.set_target(scene_frames[target_frame].box, stamp=headers[target_frame].stamp)
+    assert response.success, response.message
+    assert "catching up through 4 newer cached frame(s)" in response.message
+    # The frames after the one the box was drawn on are tracked, each with its own header.
+    caught_up = {key(h) for h in headers[target_frame + 1 :]}
+    assert fresh.detections.wait_for(
+        lambda msgs: caught_up <= {key(m.header) for m in msgs}, timeout=15.0
+    )
+
+
+def test_parameters_are_validated(fresh):
+    bad = fresh.set_parameter("lost_threshold", 2.0)
+    assert not bad.successful
+    read_only = fresh.set_parameter("model", "hcat")
+    assert not read_only.successful
+    good = fresh.set_parameter("lost_threshold", 0.25)
+    assert good.successful, good.reason
+
+
+def test_lost_when_confidence_stays_low_and_recovers(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    assert fresh.set_target(scene_frames[1].box).success
+    # No estimate reaches confidence 1.0: every frame is weak, LOST after lost_frames.
+    assert fresh.set_parameter("lost_threshold", 1.0).successful
+    fresh.publish_frames(scene_frames[2:20])
+    assert fresh.statuses.wait_for(lambda msgs: any(m.state == STATE_LOST for m in msgs), 15.0)
+    fresh.detections.clear()
+    time.sleep(0.5)
+    fresh.publish_frames(scene_frames[20:26])
+    time.sleep(0.5)
+    assert fresh.detections.snapshot() == [], "detections published while LOST"
+    assert fresh.statuses.snapshot()[-1].state == STATE_LOST
+    # Every estimate clears threshold 0: back to TRACKING while the tracker kept searching.
+    assert fresh.set_parameter("lost_threshold", 0.0).successful
+    fresh.publish_frames(scene_frames[26:34])
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=15.0)
+    assert fresh.statuses.snapshot()[-1].state == STATE_TRACKING
+
+
+def test_malformed_images_are_skipped_and_counted(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    assert fresh.set_target(scene_frames[1].box).success
+    bad_encoding = bgr_to_image_msg(scene_frames[2].image)
+    bad_encoding.encoding = "yuv9000"
+    short_data = bgr_to_image_msg(scene_frames[3].image)
+    short_data.step = WIDTH * 3 - 1
+    for msg in (bad_encoding, short_data):
+        fresh.publish_msg(msg)
+        time.sleep(0.3)
+    fresh.publish_frames(scene_frames[4:10])
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
+
+    def malformed_count(msgs):
+        for array in msgs:
+            values = {kv.key: kv.value for kv in array.status[0].values}
+            if int(values["frames_malformed"]) >= 2:
+                return True
+        return False
+
+    assert fresh.diagnostics.wait_for(malformed_count, timeout=5.0)
+    assert "malformed" in fresh.process.output
+    assert fresh.process.process.poll() is None
+
+
+def test_resolution_change_is_skipped_then_adopted(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    assert fresh.set_target(scene_frames[1].box).success
+    fresh.publish_frames(scene_frames[2:5])
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
+    small = np.ascontiguousarray(scene_frames[5].image[: HEIGHT // 2, : WIDTH // 2])
+    small_stamp = key(fresh.publish(small))
+    time.sleep(0.5)
+    tracked = {key(m.header) for m in fresh.detections.snapshot()}
+    assert small_stamp not in tracked, "a frame of another resolution was tracked"
+    assert "resolution changed" in fresh.process.output
+    # Still tracking at the original resolution.
+    later = {key(h) for h in fresh.publish_frames(scene_frames[6:10])}
+    assert fresh.detections.wait_for(
+        lambda msgs: later & {key(m.header) for m in msgs}, timeout=10.0
+    )
+    # A lasting change (resolution_change_frames=3) is adopted and the target dropped.
+    for _ in range(4):
+        fresh.publish(small)
+        time.sleep(0.3)
+    assert fresh.statuses.wait_for(lambda msgs: msgs[-1].state == STATE_IDLE, timeout=5.0)
+    assert "adopted the new resolution" in fresh.process.output
+
+
+def test_fast_publisher_drops_frames_without_growing_latency(fresh, scene_frames):
+    fresh.publish_frames(scene_frames[:2])
+    assert fresh.set_target(scene_frames[1].box).success
+    fresh.statuses.clear()
+    start = time.monotonic()
+    index = 0
+    while time.monotonic() - start < 4.0:  # 60 Hz, several times what the model can process
+        fresh.publish(scene_frames[2 + index % 50].image)
+        index += 1
+        time.sleep(1.0 / 60.0)
+    time.sleep(0.5)
+    statuses = [m for m in fresh.statuses.snapshot() if m.state == STATE_TRACKING]
+    assert len(statuses) >= 3
+    last = statuses[-1]
+    assert last.frames_dropped > 0
+    assert last.frames_processed < index
+    # Latency stays within a few processing periods; a queue would make it grow to seconds.
+    period_ms = 1000.0 / last.fps
+    assert last.latency_ms < 4.0 * period_ms, (last.latency_ms, period_ms)
+    # Services answer while inference is busy.
+    assert fresh.reset().success
+
+
+def test_set_target_before_any_image_is_rejected(tmp_path):
+    under_test = TrackerUnderTest({}, tmp_path / "cache")
+    try:
+        under_test.wait_ready()
+        response = under_test.set_target((10.0, 10.0, 20.0, 20.0))
+        assert not response.success
+        assert "no image received yet" in response.message
+    finally:
+        assert under_test.close() == 0
+
+
+def test_compressed_images(tmp_path, scene_frames):
+    under_test = TrackerUnderTest({}, tmp_path / "cache", compressed=True)
+    try:
+        under_test.wait_ready()
+        under_test.publish_frames(scene_frames[:2])
+        response = under_test.set_target(scene_frames[1].box)
+        assert response.success, response.message
+        under_test.publish_frames(scene_frames[2:8])
+        assert under_test.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=15.0)
+        detection = under_test.detections.snapshot()[-1]
+        assert math.isfinite(detection.bbox.size_x)
+    finally:
+        assert under_test.close() == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"not a safetensors file at all"])
+def test_corrupt_model_file_fails_at_startup_with_a_clear_error(tmp_path, content):
+    model = tmp_path / "broken.safetensors"
+    model.write_bytes(content)
+    process = NodeProcess(
+        "tracker_node",
+        parameter_args({"model": str(model), "engine_cache_dir": str(tmp_path / "cache")}),
+        ros_environment(fresh_domain_id()),
+    )
+    assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1
+    process.stop()
+    assert "cannot load model" in process.output
+    assert str(model) in process.output
+
+
+def test_missing_model_file_fails_at_startup(tmp_path):
+    model = tmp_path / "nowhere.onnx"
+    process = NodeProcess(
+        "tracker_node",
+        parameter_args({"model": str(model), "engine_cache_dir": str(tmp_path / "cache")}),
+        ros_environment(fresh_domain_id()),
+    )
+    assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1
+    process.stop()
+    assert "nowhere.onnx" in process.output
+
+
+def test_invalid_parameter_at_startup_is_refused(tmp_path):
+    process = NodeProcess(
+        "tracker_node",
+        parameter_args({"backend": "magic", "engine_cache_dir": str(tmp_path / "cache")}),
+        ros_environment(fresh_domain_id()),
+    )
+    assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1
+    process.stop()
+    assert "backend must be one of" in process.output
