@@ -29,6 +29,8 @@ fi
 req_hash=$(digest "$ROOT/requirements-dev.txt")
 if ! step_done requirements "$req_hash"; then
   log "installing requirements-dev.txt (ROS 2 wheels, torch, onnxruntime, test tools)"
+  # opencv-python-headless and the contrib build both provide cv2: keep only the contrib build.
+  "$VENV/bin/python" -m pip uninstall -y -q opencv-python-headless >/dev/null 2>&1 || true
   pip_install -r "$ROOT/requirements-dev.txt"
   "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
   rm -f "$STAMPS/cmake_paths"

@@ -70,7 +70,7 @@ def count_macs(model: nn.Module, run, mode: str = "all") -> int:
     if mode == "layers":
         return _layer_macs(model, run)
     if mode != "all":
-        raise ValueError("mode must be 'all' or 'layers', got %r" % mode)
+        raise ValueError(f"mode must be 'all' or 'layers', got {mode!r}")
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         run()
