@@ -109,6 +109,10 @@ class VideoSourceNode(Node):
         except SourceError as error:
             raise SourceError(f"cannot open source {spec!r}: {error}") from error
 
+    def subscriber_count(self) -> int:
+        """Subscriptions matched to the image topic (to start once everyone listens)."""
+        return self._image_pub.get_subscription_count()
+
     @property
     def published(self) -> int:
         return self._published

@@ -46,8 +46,13 @@ def fresh_domain_id() -> int:
 class NodeProcess:
     """A node executable running as a child process, its output collected."""
 
+    @staticmethod
+    def executable_path(executable: str) -> str:
+        """A console script of the environment the tests run in."""
+        return os.path.join(VENV_BIN, executable)
+
     def __init__(self, executable: str, args: Sequence[str], env: Dict[str, str]) -> None:
-        self.command = [os.path.join(VENV_BIN, executable), *args]
+        self.command = [self.executable_path(executable), *args]
         self.process = subprocess.Popen(
             self.command,
             env=env,
@@ -140,17 +145,22 @@ class Driver:
                     raise
 
     def publisher(self, msg_type: Any, topic: str, reliable: bool = True, depth: int = 5) -> Any:
-        qos = QoSProfile(
+        return self.node.create_publisher(msg_type, topic, self._qos(reliable, depth))
+
+    def collect(
+        self, msg_type: Any, topic: str, depth: int = 50, reliable: bool = True
+    ) -> Collector:
+        collector = Collector()
+        self.node.create_subscription(msg_type, topic, collector, self._qos(reliable, depth))
+        return collector
+
+    @staticmethod
+    def _qos(reliable: bool, depth: int) -> QoSProfile:
+        return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=depth,
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
         )
-        return self.node.create_publisher(msg_type, topic, qos)
-
-    def collect(self, msg_type: Any, topic: str, depth: int = 50) -> Collector:
-        collector = Collector()
-        self.node.create_subscription(msg_type, topic, collector, depth)
-        return collector
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = SERVICE_TIMEOUT_S):
         client = self.node.create_client(srv_type, name)

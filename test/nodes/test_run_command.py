@@ -1,0 +1,106 @@
+"""``ros-tracker run`` and the video_source node, as users start them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import cv2
+from ros_harness import Driver, NodeProcess, fresh_domain_id, parameter_args, ros_environment
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2D
+
+
+def test_run_records_an_annotated_video_and_scores_it(tmp_path):
+    video = tmp_path / "run.mp4"
+    env = ros_environment(fresh_domain_id())
+    result = subprocess.run(
+        [
+            NodeProcess.executable_path("ros-tracker"),
+            "run",
+            "--frames",
+            "40",
+            "--record",
+            str(video),
+            "--engine-cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "frames published 40" in result.stdout
+    match = re.search(r"success AUC (\d\.\d+), precision@20px (\d\.\d+)", result.stdout)
+    assert match, result.stdout
+    assert 0.0 <= float(match.group(1)) <= 1.0
+    written = int(re.search(r"annotated video: .* \((\d+) frames\)", result.stdout).group(1))
+    assert written > 0
+    capture = cv2.VideoCapture(str(video))
+    assert capture.isOpened()
+    ok, frame = capture.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == written
+
+
+def test_run_without_ground_truth_or_box_explains(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    image = cv2.imread(str(_any_asset()))
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), image)
+    result = subprocess.run(
+        [NodeProcess.executable_path("ros-tracker"), "run", "--source", str(folder)]
+        + ["--frames", "3", "--engine-cache-dir", str(tmp_path / "cache")],
+        env=ros_environment(fresh_domain_id()),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 1
+    assert "no ground truth; give --box" in result.stderr
+
+
+def _any_asset():
+    from pathlib import Path
+
+    import ros_tracker.sources
+
+    assets = Path(ros_tracker.sources.__file__).parent / "assets"
+    return sorted(assets.glob("*.jpg"))[0]
+
+
+def test_video_source_publishes_images_and_ground_truth():
+    domain = fresh_domain_id()
+    params = {"source": "synthetic", "width": 160, "height": 120, "frames": 20, "rate": 20.0}
+    process = NodeProcess("video_source_node", parameter_args(params), ros_environment(domain))
+    driver = Driver(domain)
+    try:
+        images = driver.collect(Image, "/image", reliable=False)  # sensor-data publisher
+        truth = driver.collect(Detection2D, "/video_source/ground_truth")
+        assert images.wait_for(lambda msgs: len(msgs) >= 5, timeout=60.0), process.output
+        assert truth.wait_for(lambda msgs: len(msgs) >= 5, timeout=10.0)
+        image = images.snapshot()[-1]
+        assert (image.width, image.height, image.encoding) == (160, 120, "bgr8")
+        assert image.header.frame_id == "camera"
+        stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images.snapshot()}
+        truth_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in truth.snapshot()}
+        assert stamps & truth_stamps, "ground truth does not share the images' headers"
+        time.sleep(0.2)
+    finally:
+        driver.close()
+        assert process.stop() == 0, process.output
+
+
+def test_video_source_with_a_missing_file_fails_clearly(tmp_path):
+    missing = tmp_path / "nothing.mp4"
+    process = NodeProcess(
+        "video_source_node",
+        parameter_args({"source": str(missing)}),
+        ros_environment(fresh_domain_id()),
+    )
+    assert process.process.wait(timeout=60) == 1
+    process.stop()
+    assert "nothing.mp4" in process.output
