@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import threading
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, OrderedDict, Tuple
 
 import cv2
 import numpy as np
@@ -66,7 +66,7 @@ class RunMonitor(Node):
     ) -> None:
         super().__init__("ros_tracker_run")
         self._lock = threading.Lock()
-        self._images: collections.OrderedDict[Tuple[int, int], Image] = collections.OrderedDict()
+        self._images: OrderedDict[Tuple[int, int], Image] = collections.OrderedDict()
         self._truth: Dict[Tuple[int, int], Box] = {}
         self._detections: Dict[Tuple[int, int], Box] = {}
         self._pending: Deque[ProcessedFrame] = collections.deque()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from ros_tracker.zoo.card import ModelCard
 
 # name -> (card, builder); the builder takes the card and keyword overrides of the config.
-_REGISTRY: Dict[str, tuple[ModelCard, Callable[..., Any]]] = {}
+_REGISTRY: Dict[str, Tuple[ModelCard, Callable[..., Any]]] = {}
 
 
 def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -28,7 +28,7 @@ def _ensure_loaded() -> None:
     from ros_tracker.zoo import families  # noqa: F401
 
 
-def _lookup(name: str) -> tuple[ModelCard, Callable[..., Any]]:
+def _lookup(name: str) -> Tuple[ModelCard, Callable[..., Any]]:
     _ensure_loaded()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
