@@ -154,8 +154,16 @@ def _run_exporter(
             "torch.export-based one needs the 'onnxscript' package (pip install onnxscript)"
         ) from error
     LOGGER.info("TorchScript-based export failed (%s); trying the torch.export one", legacy_error)
+    # This exporter writes opset 18 ops (Split with num_outputs, ...): below 18 its graphs do
+    # not pass the checker (seen with torch 2.13 and onnxscript 0.7).
     program = torch.onnx.export(
-        module, args, dynamo=True, opset_version=opset, external_data=False, **common
+        module,
+        args,
+        dynamo=True,
+        opset_version=max(opset, 18),
+        external_data=False,
+        verbose=False,
+        **common,
     )
     program.save(path)
 
@@ -294,7 +302,7 @@ def export_onnx(
                 opset,
             )
         extra = dict(extra_metadata or {})
-        extra["opset"] = str(opset)
+        extra["opset"] = str(graph_opset(search_path))
         _set_metadata(template_path, export_metadata(card, "template", extra))
         _set_metadata(search_path, export_metadata(card, "search", extra))
         # The template half may hold no LayerNorm (a convolutional template branch, or a

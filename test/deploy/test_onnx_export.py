@@ -126,3 +126,40 @@ def test_onnxruntime_outputs_are_float32(tiny_network, tmp_path):
     }
     (out,) = session.run(None, feeds)
     assert out.dtype == np.float32 and out.shape == (1, 2, 8, 8)
+
+
+@pytest.fixture
+def legacy_exporter_removed(monkeypatch):
+    """torch.onnx.export as in a torch whose TorchScript-based exporter is gone."""
+    import functools
+
+    import torch
+
+    real = torch.onnx.export
+
+    @functools.wraps(real)
+    def export(*args, **kwargs):
+        if kwargs.get("dynamo") is False:
+            raise RuntimeError("the TorchScript-based exporter was removed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", export)
+
+
+def test_without_legacy_exporter_or_onnxscript_the_error_says_what_to_install(
+    tiny_network, tmp_path, legacy_exporter_removed, monkeypatch
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ExportError, match="pip install onnxscript"):
+        export_onnx(tiny_network, str(tmp_path / "x"))
+
+
+def test_torch_export_based_fallback(tiny_network, tmp_path, legacy_exporter_removed):
+    pytest.importorskip("onnxscript", reason="the torch.export-based exporter needs onnxscript")
+    export = export_onnx(tiny_network, str(tmp_path / "dynamo"))
+    assert graph_opset(export.search_path) >= 18  # that exporter's floor
+    assert read_metadata(export.search_path)["ros_tracker.opset"] == "18"
+    assert op_counts(export.search_path).get("LayerNormalization") == 1
+    assert verify_export(tiny_network, export).ok
