@@ -161,6 +161,10 @@ class OnnxRuntimeBackend(InferenceBackend):
         if threads:
             options.intra_op_num_threads = int(threads)
         options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting worker threads: on a robot the CPU is shared with the camera driver
+        # and other nodes, and per-block graphs (one thread pool per session) would starve
+        # each other. Measured on a loaded 2-core machine: spinning doubled the latency.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return self._ort.InferenceSession(path, options, providers=providers)
         except Exception as error:  # corrupt file, unsupported op, provider failure
