@@ -185,12 +185,25 @@ def _source_from_safetensors(path: str) -> ModelSource:
     return ModelSource(card=card, kind="safetensors", weights_path=path, overrides=overrides)
 
 
+def _zoo_source(name: str) -> ModelSource:
+    from ros_tracker.zoo.registry import get_card
+
+    card = get_card(name)
+    return ModelSource(card=card, kind="zoo", weights_path=find_weights(card))
+
+
 def resolve_model(model: str) -> ModelSource:
     """Resolve a zoo name, a .safetensors path, or an ONNX export (folder or file)."""
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a zoo name or a file path, got {model!r}")
+    from ros_tracker.zoo.registry import list_models
+
     path = os.path.expanduser(model)
     looks_like_path = os.sep in model or path.endswith((ONNX_SUFFIX, SAFETENSORS_SUFFIX))
+    if not looks_like_path and model in list_models():
+        # A bare zoo name means the zoo model even if a folder of that name is here
+        # (e.g. an export written with --out <name>): name that one as ./<name>.
+        return _zoo_source(model)
     if os.path.isdir(path) or path.endswith(ONNX_SUFFIX):
         export = find_export(path)
         return ModelSource(card=export.card, kind="onnx", export=export)
@@ -205,10 +218,7 @@ def resolve_model(model: str) -> ModelSource:
             f"unsupported model file {path}: expected a .safetensors file, an .onnx file or "
             "an export folder"
         )
-    from ros_tracker.zoo.registry import get_card
-
-    card = get_card(model)
-    return ModelSource(card=card, kind="zoo", weights_path=find_weights(card))
+    return _zoo_source(model)  # an unknown name raises KeyError with the close matches
 
 
 def source_from_network(network: torch.nn.Module) -> ModelSource:

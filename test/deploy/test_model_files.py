@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -146,3 +147,11 @@ def test_build_tracker_tracks_with_each_cpu_backend(tiny_weights, tmp_path):
         assert set(result.timings) >= {"preprocess", "inference", "postprocess"}
         tracker.close()
     np.testing.assert_allclose(boxes["torch"], boxes["onnxruntime"], atol=1e-2)
+
+
+def test_bare_zoo_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    (tmp_path / MODEL).mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model(MODEL).kind == "zoo"
+    with pytest.raises(FileNotFoundError, match="template.onnx"):
+        resolve_model(os.path.join(".", MODEL))  # the folder, named as a path
