@@ -85,7 +85,11 @@ class VerifyReport:
         return self.max_abs_error <= self.tolerance
 
     def summary(self) -> str:
-        parts = ", ".join(f"{name} {err:.2e}" for name, err in self.errors.items())
+        # Each error next to the largest magnitude of that output, to read it relatively.
+        parts = ", ".join(
+            f"{name} {err:.2e} (of {self.scales.get(name, 0.0):.1e})"
+            for name, err in self.errors.items()
+        )
         verdict = "ok" if self.ok else "FAILED"
         return (
             f"max abs error {self.max_abs_error:.2e} (tolerance {self.tolerance:.0e}, "
