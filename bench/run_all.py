@@ -38,6 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"))
     args = parser.parse_args(argv)
     cache = args.engine_cache_dir or tempfile.mkdtemp(prefix="ros_tracker_bench_")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = []
     for name in args.models or list_models():
         source = resolve_model(name)
@@ -73,6 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], file=sys.stderr)
     threads = args.threads or os.cpu_count()
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         "# Deployment benchmark",
         "",
@@ -80,6 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"Python {platform.python_version()}; {args.frames} frames of the synthetic 640x480 "
         "scene per model, random-initialised weights where no trained weights exist "
         "(latency does not depend on the weights). Times in ms, medians unless marked p95.",
+        f"Load average before / after the run: {load_before:.1f} / {load_after:.1f} "
+        "(above the thread count, other work shared the CPU and the figures are noisy).",
         "",
         "| model | backend | ONNX max abs err | LayerNorm nodes | export s | conversion "
         "| preprocess | inference | inference p95 | postprocess | total | fps | total/inference |",
