@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ros_tracker.cli.common import print_json
 
@@ -60,7 +60,11 @@ def count_model(name: str) -> Dict[str, int]:
     with torch.no_grad():
         state = network.encode_template(*inputs.values())
     macs = count_macs(network, lambda: network.track_search(*state, search), mode="all")
-    return {"params": int(count_params(network)), "macs": int(macs)}
+    stats = {"params": int(count_params(network)), "macs": int(macs)}
+    paper_way = network.paper_complexity()
+    if paper_way is not None:
+        stats["paper_way_params"], stats["paper_way_macs"] = paper_way
+    return stats
 
 
 def _load_cache(path: str, digest: str) -> Dict[str, Any]:
@@ -82,8 +86,9 @@ def _save_cache(path: str, digest: str, models: Dict[str, Any]) -> None:
         LOGGER.info("cannot write %s: %s", path, error)
 
 
-def zoo_table() -> List[Dict[str, Any]]:
-    """One row per zoo model, in the ``models --json`` format."""
+def zoo_table() -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """One row per zoo model in the ``models --json`` format, and every model's counts
+    including those made the way its paper counts (``paper_way_params`` / ``_macs``)."""
     from ros_tracker.runtime.model_files import find_weights
     from ros_tracker.zoo.registry import get_card, list_models
 
@@ -91,6 +96,7 @@ def zoo_table() -> List[Dict[str, Any]]:
     cache_path = _stats_cache_path()
     cached = _load_cache(cache_path, digest)
     rows = []
+    paper_way: Dict[str, Any] = {}
     changed = False
     for name in list_models():
         card = get_card(name)
@@ -109,9 +115,14 @@ def zoo_table() -> List[Dict[str, Any]]:
                 "trained": find_weights(card) is not None,
             }
         )
+        paper_way[name] = cached[name]
     if changed:
         _save_cache(cache_path, digest, cached)
-    return rows
+    return rows, paper_way
+
+
+def _scaled(value: Any, scale: float, unit: str) -> str:
+    return f"{value / scale:.2f}{unit}" if value is not None else "-"
 
 
 def _paper(value: Any, unit: str) -> str:
@@ -119,13 +130,24 @@ def _paper(value: Any, unit: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = zoo_table()
+    rows, counts = zoo_table()
     if args.json:
         print_json(rows)
         return 0
     from ros_tracker.zoo.registry import get_card
 
-    header = ("model", "family", "params", "(paper)", "MACs/frame", "(paper)", "sizes", "weights")
+    header = (
+        "model",
+        "family",
+        "params",
+        "MACs/frame",
+        "paper's way: params",
+        "MACs",
+        "paper: params",
+        "MACs",
+        "sizes",
+        "weights",
+    )
     lines = [header]
     for row in rows:
         card = get_card(row["name"])
@@ -134,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
                 row["name"],
                 row["family"],
                 f"{row['params'] / 1e6:.2f} M",
-                _paper(card.reference_params, " M"),
                 f"{row['macs'] / 1e9:.2f} G",
+                _scaled(counts[row["name"]].get("paper_way_params"), 1e6, " M"),
+                _scaled(counts[row["name"]].get("paper_way_macs"), 1e9, " G"),
+                _paper(card.reference_params, " M"),
                 _paper(card.reference_macs, " G"),
                 f"{row['template_size']}/{row['search_size']}",
                 "trained" if row["trained"] else "random init",
@@ -146,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
     print(
         "\nMACs/frame: the per-frame half with the template state cached, every "
-        "multiply-accumulate (attention included). Paper figures follow each paper's own "
-        "counting (see the model cards' counting_note)."
+        'multiply-accumulate (attention included). "paper\'s way": our network counted the '
+        "way its paper counts (see the model cards' counting_note), next to the paper's figures."
     )
     return 0

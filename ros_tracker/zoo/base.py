@@ -13,7 +13,7 @@ decoding and mapping back to the image belong to the tracker runtime.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -40,6 +40,12 @@ class TrackerNetwork(nn.Module):
         state = self.encode_template(*templates)
         outputs = self.track_search(*state, search)
         return dict(zip(self.card.output_names, outputs))
+
+    def paper_complexity(self) -> Optional[Tuple[Optional[int], int]]:
+        """(params, MACs) counted the way the family's paper counts them, for comparing with
+        the card's reference figures; None where the paper gives none. params may be None
+        when the paper gives only a MAC figure."""
+        return None
 
     def example_inputs(self, batch: int = 1) -> Dict[str, torch.Tensor]:
         """Random inputs of the card's static shapes, keyed by input name (export, tests)."""

@@ -182,6 +182,9 @@ class GlobalCornerHead(nn.Module):
 class HiT(TrackerNetwork):
     """HiT network: template stem once, everything else per frame (see module docstring)."""
 
+    def paper_complexity(self) -> Tuple[int, int]:
+        return paper_complexity(self)
+
     def __init__(self, card: ModelCard, config: HiTConfig) -> None:
         super().__init__(card)
         for size in (config.template_size, config.search_size):

@@ -326,6 +326,22 @@ class MixFormerV2(TrackerNetwork):
         """(N, 4, C) prediction tokens -> box_logits (N, 4, bins), score_logit (N, 1)."""
         return self.box_head(prediction_tokens), self.score_head(prediction_tokens)
 
+    def paper_complexity(self) -> Tuple[Optional[int], int]:
+        """MACs like the paper's Table 1: linear layers only (thop's way) of one joint pass over
+        a single template set (template + search + prediction tokens). No parameter figure."""
+        from ros_tracker.zoo.counting import count_macs
+
+        inputs = self.example_inputs()
+
+        def joint_one_template() -> None:
+            template = self.patch_embed(inputs["template"]) + self.pos_embed_template
+            x = torch.cat([template, self.embed_search(inputs["search"])], dim=1)
+            for block in self.blocks:
+                x = block.joint_step(x, template.shape[1])
+            self.predict(x[:, -NUM_PREDICTION_TOKENS:])
+
+        return None, count_macs(self, joint_one_template, mode="layers")
+
     # -- deployment halves ------------------------------------------------------------------
 
     def encode_template(
