@@ -38,6 +38,7 @@ register_command("eval", "ros_tracker.cli.eval", "one-pass evaluation on a bench
 register_command(
     "eval-build-composite", "ros_tracker.cli.eval_build_composite", "build the composite test set"
 )
+register_command("train", "ros_tracker.cli.train", "train a zoo network (source checkout)")
 
 # Errors a user can fix (bad name, missing file, unavailable backend): one line, no traceback.
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, RuntimeError)
