@@ -33,6 +33,7 @@ def register_command(name: str, module: str, summary: str) -> None:
 register_command("models", "ros_tracker.cli.models", "list the model zoo")
 register_command("export", "ros_tracker.cli.export", "export a model to ONNX or a TensorRT engine")
 register_command("bench", "ros_tracker.cli.bench", "per-stage latency on a 640x480 image")
+register_command("track", "ros_tracker.cli.track", "track a video, sequence or camera offline")
 register_command("run", "ros_tracker.cli.run", "video_source and tracker nodes in one process")
 register_command("eval", "ros_tracker.cli.eval", "one-pass evaluation on a benchmark folder")
 register_command(
