@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_tracker_interfaces.msg import TrackerStatus
@@ -49,6 +48,7 @@ from ros_tracker.nodes.image_conversion import (
 )
 from ros_tracker.nodes.logging_bridge import forward_runtime_logs
 from ros_tracker.nodes.messages import detection_message, diagnostics_message, status_message
+from ros_tracker.nodes.node_main import run_node
 from ros_tracker.nodes.statistics import RecentMedian, RecentRate
 from ros_tracker.runtime.box_validation import validate_initial_box
 from ros_tracker.runtime.target_state import TargetState, TargetStateMachine
@@ -505,24 +505,14 @@ class TrackerNode(Node):
         super().destroy_node()
 
 
+def _spin(node: TrackerNode) -> None:
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    executor.spin()
+
+
 def main(args: Optional[List[str]] = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = TrackerNode()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except StartupError as error:
-        rclpy.logging.get_logger("tracker").fatal(str(error))
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("tracker", TrackerNode, _spin, (StartupError,), args)
 
 
 if __name__ == "__main__":

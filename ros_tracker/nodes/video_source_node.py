@@ -13,7 +13,7 @@ from typing import Any, Iterator, List, Optional
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -22,6 +22,7 @@ from vision_msgs.msg import Detection2D
 
 from ros_tracker.nodes.image_conversion import bgr_to_image_msg
 from ros_tracker.nodes.messages import detection_message
+from ros_tracker.nodes.node_main import run_node
 from ros_tracker.sources.base import Frame, FrameSource, SourceError
 from ros_tracker.sources.factory import SPEC_HELP, open_source
 
@@ -142,25 +143,15 @@ class VideoSourceNode(Node):
         super().destroy_node()
 
 
+def _spin_until_finished(node: VideoSourceNode) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while rclpy.ok() and not node.finished:
+        executor.spin_once(timeout_sec=0.1)
+
+
 def main(args: Optional[List[str]] = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VideoSourceNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while rclpy.ok() and not node.finished:
-            executor.spin_once(timeout_sec=0.1)
-    except SourceError as error:
-        rclpy.logging.get_logger("video_source").fatal(str(error))
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("video_source", VideoSourceNode, _spin_until_finished, (SourceError,), args)
 
 
 if __name__ == "__main__":

@@ -406,10 +406,18 @@ def test_compressed_images(tmp_path, scene_frames):
         assert under_test.close() == 0
 
 
-@pytest.mark.parametrize("content", [b"", b"not a safetensors file at all"])
-def test_corrupt_model_file_fails_at_startup_with_a_clear_error(tmp_path, content):
-    model = tmp_path / "broken.safetensors"
-    model.write_bytes(content)
+@pytest.mark.parametrize(
+    "file_name, content",
+    [
+        ("broken.safetensors", b""),
+        ("broken.safetensors", b"not a safetensors file at all"),
+        ("nowhere.onnx", None),  # missing
+    ],
+)
+def test_bad_model_file_fails_at_startup_with_a_clear_error(tmp_path, file_name, content):
+    model = tmp_path / file_name
+    if content is not None:
+        model.write_bytes(content)
     process = NodeProcess(
         "tracker_node",
         parameter_args({"model": str(model), "engine_cache_dir": str(tmp_path / "cache")}),
@@ -419,18 +427,6 @@ def test_corrupt_model_file_fails_at_startup_with_a_clear_error(tmp_path, conten
     process.stop()
     assert "cannot load model" in process.output
     assert str(model) in process.output
-
-
-def test_missing_model_file_fails_at_startup(tmp_path):
-    model = tmp_path / "nowhere.onnx"
-    process = NodeProcess(
-        "tracker_node",
-        parameter_args({"model": str(model), "engine_cache_dir": str(tmp_path / "cache")}),
-        ros_environment(fresh_domain_id()),
-    )
-    assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1
-    process.stop()
-    assert "nowhere.onnx" in process.output
 
 
 def test_invalid_parameter_at_startup_is_refused(tmp_path):
