@@ -1,10 +1,14 @@
-"""Export, verify and benchmark every zoo model; writes a markdown table.
+"""Export, verify and benchmark every zoo model on several backends; writes a markdown table.
 
-    python bench/run_all.py [--backend auto] [--device auto] [--frames 50] [--out bench/RESULTS.md]
+    python bench/run_all.py [--backends auto,torch] [--device auto] [--frames 50]
+                            [--threads N] [--out bench/RESULTS.md]
 
 Each model is exported to ONNX (fp32, checked against PyTorch on random inputs), then
-tracked through the synthetic 640x480 scene with ``ros-tracker bench``'s code. Figures are
-only comparable between runs on the same machine, backend and thread count.
+tracked through the synthetic 640x480 scene with ``ros-tracker bench``'s code, once per
+backend (``auto`` is the fastest that loads here; ``torch`` the PyTorch reference). The
+machine (CPU model, cores) and the load average before and after each row are recorded:
+figures are only comparable between runs on the same machine, backend and thread count, and
+on a shared machine only the ratios within one run mean much.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import tempfile
 import time
 from typing import List, Optional
 
+import torch
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
@@ -26,10 +32,28 @@ from ros_tracker.runtime.model_files import resolve_model  # noqa: E402
 from ros_tracker.zoo.registry import list_models  # noqa: E402
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="default: every zoo model")
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--backends", default="auto,torch", help="comma-separated, measured in this order"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--frames", type=int, default=50)
@@ -38,7 +62,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"))
     args = parser.parse_args(argv)
     cache = args.engine_cache_dir or tempfile.mkdtemp(prefix="ros_tracker_bench_")
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.threads:
+        torch.set_num_threads(args.threads)  # ONNX Runtime gets the same count below
+    threads = args.threads or torch.get_num_threads()
+    load_before = load_average()
     rows = []
     for name in args.models or list_models():
         source = resolve_model(name)
@@ -47,52 +75,72 @@ def main(argv: Optional[List[str]] = None) -> int:
         export = source.onnx_export(cache)
         export_s = time.perf_counter() - start
         report = verify_export(network, export, trials=1)
-        result = run_benchmark(
-            name,
-            backend=args.backend,
-            device=args.device,
-            precision=args.precision,
-            frames=args.frames,
-            threads=args.threads,
-            engine_cache_dir=cache,
-            source=source,
-        )
-        stages = result["stages"]
-        cells = [
-            name,
-            result["backend"],
-            f"{report.max_abs_error:.1e}",
-            str(op_counts(export.search_path).get("LayerNormalization", 0)),
-            f"{export_s:.1f}",
-        ]
-        cells += [
-            f"{stages[s]['median_ms']:.2f}" for s in ("conversion", "preprocess", "inference")
-        ]
-        cells += [f"{stages['inference']['p95_ms']:.2f}"]
-        cells += [f"{stages[s]['median_ms']:.2f}" for s in ("postprocess", "total")]
-        cells += [f"{result['fps']:.1f}", f"{result['total_ms'] / result['inference_ms']:.2f}"]
-        rows.append("| " + " | ".join(cells) + " |")
-        print(rows[-1], file=sys.stderr)
-    threads = args.threads or os.cpu_count()
-    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        measured = set()
+        for backend in backends:
+            load = load_average()
+            result = run_benchmark(
+                name,
+                backend=backend,
+                device=args.device,
+                precision=args.precision,
+                frames=args.frames,
+                threads=args.threads,
+                engine_cache_dir=cache,
+                source=source,
+            )
+            if result["backend"] in measured:  # "auto" fell back to a backend already run
+                continue
+            measured.add(result["backend"])
+            uses_onnx = not result["backend"].startswith("torch")
+            stages = result["stages"]
+            cells = [
+                name,
+                result["backend"],
+                f"{report.max_abs_error:.1e}" if uses_onnx else "-",
+                str(op_counts(export.search_path).get("LayerNormalization", 0))
+                if uses_onnx
+                else "-",
+                f"{export_s:.1f}" if uses_onnx else "-",
+            ]
+            cells += [
+                f"{stages[s]['median_ms']:.2f}" for s in ("conversion", "preprocess", "inference")
+            ]
+            cells += [f"{stages['inference']['p95_ms']:.2f}"]
+            cells += [f"{stages[s]['median_ms']:.2f}" for s in ("postprocess", "total")]
+            ratio = result["total_ms"] / result["inference_ms"]
+            cells += [f"{result['fps']:.1f}", f"{ratio:.2f}", f"{load:.1f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    load_after = load_average()
     lines = [
         "# Deployment benchmark",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {threads} threads, "
-        f"Python {platform.python_version()}; {args.frames} frames of the synthetic 640x480 "
-        "scene per model, random-initialised weights where no trained weights exist "
-        "(latency does not depend on the weights). Times in ms, medians unless marked p95.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, {threads} inference threads, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"onnxruntime {_onnxruntime_version()}; {args.frames} frames of the synthetic 640x480 "
+        "scene per model and backend after 5 warm-up frames, random-initialised weights where "
+        "no trained weights exist (latency does not depend on the weights). Times in ms, "
+        "medians unless marked p95; `load` is the 1-minute load average when the row started.",
         f"Load average before / after the run: {load_before:.1f} / {load_after:.1f} "
-        "(above the thread count, other work shared the CPU and the figures are noisy).",
+        f"(above {os.cpu_count()}, other work shared the CPU and the figures are noisy).",
         "",
         "| model | backend | ONNX max abs err | LayerNorm nodes | export s | conversion "
-        "| preprocess | inference | inference p95 | postprocess | total | fps | total/inference |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| preprocess | inference | inference p95 | postprocess | total | fps | total/inference "
+        "| load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     with open(args.out, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines + rows) + "\n")
     print(args.out)
     return 0
+
+
+def _onnxruntime_version() -> str:
+    try:
+        import onnxruntime
+    except ImportError:
+        return "not installed"
+    return onnxruntime.__version__
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             "--fp16 applies to --format engine: the ONNX graphs stay fp32 and TensorRT (or "
             "ONNX Runtime's TensorRT provider, precision fp16) picks fp16 at build time"
         )
+    if args.format == "engine":
+        _require_tensorrt()  # before exporting anything: nothing half-done is left behind
     source = resolve_model(args.model)
     if source.kind == "onnx":
         raise ValueError(f"{args.model} is already an ONNX export")
@@ -63,6 +65,22 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "engine":
         status = max(status, _build_engines(source, export, args))
     return status
+
+
+def _require_tensorrt() -> None:
+    from ros_tracker.export.tensorrt import cuda_compute_capability, import_tensorrt
+    from ros_tracker.runtime.backends.base import BackendUnavailable
+
+    try:
+        import_tensorrt()
+        cuda_compute_capability()
+    except BackendUnavailable as error:
+        raise RuntimeError(
+            f"--format engine needs TensorRT and a CUDA GPU on this machine: {error}. "
+            "Engines are specific to the GPU and TensorRT version they are built with: export "
+            "with --format onnx here and build the engine on the target (this command there, "
+            "or the tracker on its first start with backend tensorrt)"
+        ) from error
 
 
 def _build_engines(source, export, args: argparse.Namespace) -> int:

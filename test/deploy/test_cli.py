@@ -110,7 +110,10 @@ def test_engine_export_without_tensorrt_fails_clearly(cli_env, tiny_checkpoint, 
         ["export", tiny_checkpoint, "--format", "engine", "--out", str(tmp_path / "e")], cli_env
     )
     assert result.returncode == 1
+    assert "--format engine needs TensorRT and a CUDA GPU" in result.stderr
     assert "cannot import tensorrt" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not os.path.exists(tmp_path / "e")  # refused before exporting anything
 
 
 def test_unknown_command_suggests(capsys):
