@@ -39,6 +39,20 @@ def box_iou(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, tor
     return inter / (union + EPS), union
 
 
+def ordered(box: torch.Tensor) -> torch.Tensor:
+    """(..., 4) bool: x2 >= x1 and y2 >= y1.
+
+    Heads that predict the two corners independently (HiT's and the MixViT teacher's corner
+    maps, MixFormerV2's side distributions) can output x2 < x1. For such a box the
+    intersection and its own area vanish: GIoU / CIoU no longer measure overlap (flat inside
+    the target, pulling only on the enclosing box outside it), and a tiny HiT trained on
+    random pairs stayed on inverted boxes (IoU 0) for hundreds of steps. Those samples
+    therefore take the L1 term only, as in STARK (whose GIoU asserts ordered boxes and whose
+    actor drops the GIoU term of such a batch); the box term comes in once the box is ordered.
+    """
+    return (box[..., 2] >= box[..., 0]) & (box[..., 3] >= box[..., 1])
+
+
 def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """1 - GIoU (Rezatofighi et al.) per box, and the IoU (detached)."""
     iou, union = box_iou(pred, target)

@@ -296,7 +296,7 @@ class Trainer:
             save_config(self.config, os.path.join(self.run_dir, "config.yaml"))
         self._open_logger()
         epochs = training["epochs"]
-        stopped = False
+        stopped = bool(run["max_steps"]) and self.global_step >= run["max_steps"]
         while self.epoch < epochs and not stopped:
             self.set_learning_rate()
             bar = None
@@ -367,7 +367,7 @@ class Trainer:
                     settings["max_sequences"],
                     settings["max_frames"],
                 )
-            candidate = self.objective.finalize(copy.deepcopy(self.network))
+            candidate = self.objective.finalize(copy.deepcopy(self.network), final=False)
             device = settings["device"] or self.device.type
             metrics = validate(candidate, self._validation_sets, device)
             self.network.train()

@@ -189,6 +189,9 @@ def test_dataset_layouts_give_training_pairs(tmp_path, layout):
     source = load_dataset(config)
     expected = 2 if layout == "lasot" else 3  # the LaSOT test sequence is not for training
     assert len(source) == expected
+    if layout != "coco":  # numbered frames are kept as a pattern, not one path per frame
+        assert all(item.paths is None for item in source.items)
+        assert source.items[0].frame(4).shape == (240, 320, 3)
     data = PairDataset(
         [source], PairProcessor(settings()), LabelMaker("hcat", grid=4), seed=0, samples_per_epoch=4
     )

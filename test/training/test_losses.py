@@ -82,3 +82,16 @@ def test_focal_and_bce_prefer_the_right_answer():
     logits = torch.tensor([[0.0, 0.0, 0.0]])
     # all cells at p = 0.5: the weighted mean of log 2
     assert weighted_bce(logits, labels, weights).item() == pytest.approx(math.log(2), abs=1e-6)
+
+
+def test_inverted_boxes_are_flagged_because_giou_gives_them_no_overlap_gradient():
+    target = torch.tensor([[0.2, 0.2, 0.6, 0.6]])
+    inverted = torch.tensor([[0.45, 0.45, 0.35, 0.35]], requires_grad=True)  # inside, x2 < x1
+    loss, _ = giou_loss(inverted, target)
+    loss.sum().backward()
+    assert loss.item() == pytest.approx(1.0) and inverted.grad.abs().max().item() == 0.0
+    proper = torch.tensor([[0.35, 0.35, 0.45, 0.45]], requires_grad=True)
+    loss, _ = giou_loss(proper, target)
+    loss.sum().backward()
+    assert loss.item() < 1.0 and proper.grad.abs().max().item() > 0.0
+    assert losses.ordered(torch.cat([proper, inverted]).detach()).tolist() == [True, False]

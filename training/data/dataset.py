@@ -59,9 +59,17 @@ class PairDataset(Dataset):
                 draw = self.sampler.draw(rng, negative=negative)
             except LookupError:
                 continue
-            templates = [(ref.image(), ref.box) for ref in draw.templates]
+            images: Dict[Any, np.ndarray] = {}  # a frame drawn twice is read once
+
+            def image(ref, images=images):
+                key = (id(ref.item), ref.index)
+                if key not in images:
+                    images[key] = ref.image()
+                return images[key]
+
+            templates = [(image(ref), ref.box) for ref in draw.templates]
             processed = self.processor(
-                rng, templates, (draw.search.image(), draw.search.box), draw.positive
+                rng, templates, (image(draw.search), draw.search.box), draw.positive
             )
             if processed is None:
                 continue

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -54,8 +55,31 @@ class VideoSequence:
         raise NotImplementedError
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
+
+
+def frame_pattern(frames: List[str]) -> Optional[Tuple[str, int]]:
+    """(printf pattern, first number) when the frames are consecutively numbered files.
+
+    Benchmarks name frames 00000001.jpg, 0.jpg, ...: a pattern instead of one string per frame
+    keeps millions of paths out of memory (and out of every loader worker).
+    """
+    if not frames:
+        return None
+    match = _NUMBERED.match(frames[0])
+    if match is None:
+        return None
+    prefix, digits, suffix = match.groups()
+    width = len(digits) if digits.startswith("0") and len(digits) > 1 else 0
+    pattern = prefix.replace("%", "%%") + (f"%0{width}d" if width else "%d") + suffix
+    first = int(digits)
+    if any(path != pattern % (first + i) for i, path in enumerate(frames)):
+        return None
+    return pattern, first
+
+
 class FileSequence(VideoSequence):
-    """Frames are image files, one path per frame."""
+    """Frames are image files: a numbered pattern where possible, else one path per frame."""
 
     def __init__(self, name: str, frames: List[str], boxes: np.ndarray, visible: np.ndarray):
         frames = list(frames)
@@ -63,10 +87,17 @@ class FileSequence(VideoSequence):
         if len(frames) != len(boxes):
             raise DataError(f"sequence {name}: {len(frames)} frames but {len(boxes)} boxes")
         super().__init__(name, boxes, visible)
-        self.frames = frames
+        numbered = frame_pattern(frames)
+        self.pattern, self.first = numbered if numbered else (None, 0)
+        self.paths = None if numbered else frames
+
+    def frame_path(self, index: int) -> str:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.name}: no frame {index}")
+        return self.paths[index] if self.paths is not None else self.pattern % (self.first + index)
 
     def frame(self, index: int) -> np.ndarray:
-        return read_image(self.frames[index])
+        return read_image(self.frame_path(index))
 
 
 class SyntheticSequence(VideoSequence):

@@ -118,7 +118,7 @@ class ABTrackObjective(Objective):
             stats["bypassed"] = outputs["bypassed"].float().mean()
         return total, stats
 
-    def finalize(self, network: nn.Module) -> nn.Module:
+    def finalize(self, network: nn.Module, final: bool = True) -> nn.Module:
         """vtp: binarize at the pruning ratio and remove the masked dimensions."""
         if self.stage != "vtp":
             return network

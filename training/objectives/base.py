@@ -50,8 +50,12 @@ class Objective:
     def loss(self, outputs: Dict[str, Any], batch: Batch) -> Tuple[torch.Tensor, Stats]:
         raise NotImplementedError
 
-    def finalize(self, network: nn.Module) -> nn.Module:
-        """The network the run produces (default: the trained one)."""
+    def finalize(self, network: nn.Module, final: bool = True) -> nn.Module:
+        """The network the run produces (default: the trained one).
+
+        Also called on a copy for each validation (``final`` False): what the run would
+        produce if it ended now.
+        """
         return network
 
     def teachers(self) -> Tuple[nn.Module, ...]:

@@ -4,7 +4,8 @@ Stages (``mixformerv2.stage``), run in this order to produce the zoo's entries:
 
 ``supervised`` -- ground-truth loss only: ``lambda_1 L1 + lambda_2 L_CIoU`` on the box given by
     the expectation of the four side distributions (the first two terms of Eq. 10; weights 5
-    and 2 as in MixFormer).
+    and 2 as in MixFormer; CIoU only where x2 >= x1 and y2 >= y1, see
+    ``training.losses.ordered``).
 ``dense_to_sparse`` -- Sec. 3.2.1: the frozen MixViT corner-head teacher's corner maps are
     marginalised into side distributions (Eq. 4; rebinned exactly to the student's bins) and
     the student's distributions follow them by KL divergence (Eq. 5), plus the ground-truth
@@ -51,6 +52,7 @@ from training.losses import (
     distribution_boxes,
     distribution_kl,
     l1_loss,
+    ordered,
     rebin,
 )
 from training.mixvit import TEACHER_NAME
@@ -184,7 +186,7 @@ class MixFormerV2Objective(Objective):
         target = batch["search_box"].float()
         l1 = _weighted_mean(l1_loss(boxes, target), positive)
         ciou_per_box, iou = ciou_loss(boxes, target)
-        ciou = _weighted_mean(ciou_per_box, positive)
+        ciou = _weighted_mean(ciou_per_box * ordered(boxes).float(), positive)
         total = weights["l1_weight"] * l1 + weights["ciou_weight"] * ciou
         stats: Stats = {
             "l1": l1.detach(),
@@ -215,11 +217,11 @@ class MixFormerV2Objective(Objective):
 
     # -- result -------------------------------------------------------------------------------
 
-    def finalize(self, network: nn.Module) -> nn.Module:
+    def finalize(self, network: nn.Module, final: bool = True) -> nn.Module:
         if self.stage != "deep_to_shallow":
             return network
         gammas = [network.blocks[i].residual_decay for i in self.eliminated]
-        if any(g != 0.0 for g in gammas):
+        if final and any(g != 0.0 for g in gammas):
             LOGGER.warning(
                 "eliminated layers still have residual decay %s (training ended before "
                 "mixformerv2.prune_epochs): removing them changes the outputs",

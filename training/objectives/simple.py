@@ -1,7 +1,8 @@
 """HiT (and the MixViT corner teacher) and HCAT: box losses on the networks' own heads.
 
 * HiT (paper Eq. 4): the corner maps' soft-argmax box against the ground truth,
-  ``lambda_G GIoU + lambda_l L1`` with weights 2 and 5. The MixViT corner-head teacher of
+  ``lambda_G GIoU + lambda_l L1`` with weights 2 and 5 (GIoU only for ordered boxes, see
+  ``training.losses.ordered``). The MixViT corner-head teacher of
   MixFormerV2's dense-to-sparse distillation is trained the same way (STARK's corner loss).
 * HCAT (paper Sec. 3.4): binary cross-entropy over all search cells, negatives down-weighted
   by 16 (TransT's weights: classification 8.334), and GIoU + L1 between the boxes predicted at
@@ -15,7 +16,14 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import nn
 
-from training.losses import corner_boxes, cxcywh_to_xyxy, giou_loss, l1_loss, weighted_bce
+from training.losses import (
+    corner_boxes,
+    cxcywh_to_xyxy,
+    giou_loss,
+    l1_loss,
+    ordered,
+    weighted_bce,
+)
 from training.objectives.base import Batch, Objective, Stats, template_and_search
 
 
@@ -33,6 +41,7 @@ class CornerObjective(Objective):
         boxes = corner_boxes(outputs["corner_logits"])
         target = batch["search_box"].float()
         giou, iou = giou_loss(boxes, target)
+        giou = giou * ordered(boxes).float()  # see losses.ordered
         l1 = l1_loss(boxes, target)
         weights = self.loss_config
         total = weights["giou_weight"] * giou.mean() + weights["l1_weight"] * l1.mean()
