@@ -112,5 +112,15 @@ def load_resnet18_trunk(
 
 
 def load_imagenet_backbone(model: nn.Module, path: str) -> TrunkLoadReport:
-    """Initialise an HCAT network's backbone from a ResNet-18 safetensors file."""
+    """Initialise an HCAT network's backbone from an ImageNet safetensors file.
+
+    A ResNet-18 checkpoint for the paper's trunk; a MobileNetV2 one (see
+    ``mobilenetv2_pretrained``) for ``hcat_mobilenetv2``'s.
+    """
+    from ros_tracker.zoo.mobilenetv2 import MobileNetV2Trunk
+
+    if isinstance(model.backbone, MobileNetV2Trunk):
+        from ros_tracker.zoo.mobilenetv2_pretrained import load_imagenet_trunk
+
+        return load_imagenet_trunk(model.backbone, read_weights(path))
     return load_resnet18_trunk(model.backbone, read_weights(path))

