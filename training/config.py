@@ -115,6 +115,11 @@ SCHEMA: Dict[str, Any] = {
         "backbone_prefixes": _f(
             [], "parameter name prefixes of the backbone ([] = family default)"
         ),
+        "frozen_prefixes": _f(
+            [],
+            "parameter name prefixes kept fixed: no gradient, and their modules' batch-norm "
+            "statistics stay as loaded (e.g. a pretrained trunk's early layers)",
+        ),
         "weight_decay": _f(1e-4, ""),
         "lr_drop_epochs": _f(
             [240], "epochs at which the learning rate is multiplied by the factor"

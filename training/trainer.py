@@ -143,9 +143,12 @@ class Trainer:
         network, self.family = build_network(config)
         self.objective = make_objective(self.family, config, self.device)
         network = self.objective.build(network)
+        self._frozen = tuple(config["training"]["frozen_prefixes"])
         for name, parameter in network.named_parameters():
-            parameter.requires_grad_(self.objective.trainable(name))
+            frozen = bool(self._frozen) and name.startswith(self._frozen)
+            parameter.requires_grad_(self.objective.trainable(name) and not frozen)
         self.network = network.to(self.device).train()
+        self._keep_frozen_statistics()
         for teacher in self.objective.teachers():
             teacher.to(self.device).eval()
         self.module: nn.Module = TrainingForward(self.network, self.objective)
@@ -233,12 +236,20 @@ class Trainer:
             group["lr"] = group["base_lr"] * factor
         return factor
 
+    def _keep_frozen_statistics(self) -> None:
+        """Frozen modules stay in eval mode: their batch norms keep the loaded statistics."""
+        if self._frozen:
+            for name, module in self.network.named_modules():
+                if (name + ".").startswith(self._frozen):
+                    module.eval()
+
     def train_step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """One optimisation step on ``batch``; returns the step's scalars."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         progress = self.epoch + self.step_in_epoch / self.steps_per_epoch
         extra = self.objective.on_progress(self.network, progress)
         self.module.train()
+        self._keep_frozen_statistics()
         with self._autocast():
             outputs = self.module(batch)
             loss, stats = self.objective.loss(outputs, batch)
@@ -371,6 +382,7 @@ class Trainer:
             device = settings["device"] or self.device.type
             metrics = validate(candidate, self._validation_sets, device)
             self.network.train()
+            self._keep_frozen_statistics()
             if self.logger is not None:
                 self.logger.log(self.global_step, {f"val/{k}": v for k, v in metrics.items()})
             key = settings["metric"]
