@@ -82,10 +82,19 @@ def _onnxruntime(
 
 
 def _torch(
-    card: ModelCard, source: ModelSource, device: str, precision: str, cache_dir: str, **_
+    card: ModelCard,
+    source: ModelSource,
+    device: str,
+    precision: str,
+    cache_dir: str,
+    threads: Optional[int] = None,
 ) -> InferenceBackend:
     from ros_tracker.runtime.backends.torch_backend import TorchBackend
 
+    if threads:
+        # Process-wide in torch (intra-op pool); a node runs one tracker per process. On a
+        # loaded CPU, more OpenMP threads than free cores stall each step for a long time.
+        torch.set_num_threads(int(threads))
     network = source.build_network()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
