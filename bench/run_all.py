@@ -8,7 +8,10 @@ tracked through the synthetic 640x480 scene with ``ros-tracker bench``'s code, o
 backend (``auto`` is the fastest that loads here; ``torch`` the PyTorch reference). The
 machine (CPU model, cores) and the load average before and after each row are recorded:
 figures are only comparable between runs on the same machine, backend and thread count, and
-on a shared machine only the ratios within one run mean much.
+on a shared machine only the ratios within one run mean much. PyTorch's OpenMP threads
+busy-wait between operations unless ``OMP_WAIT_POLICY=PASSIVE`` is set (read when torch is
+loaded); ONNX Runtime's backend never spins. On a loaded machine that alone can make PyTorch
+several times slower, so the variable's value is recorded.
 """
 
 from __future__ import annotations
@@ -117,7 +120,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "",
         f"Machine: {cpu_model()}, {os.cpu_count()} logical cores, {threads} inference threads, "
         f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"onnxruntime {_onnxruntime_version()}; {args.frames} frames of the synthetic 640x480 "
+        f"onnxruntime {_onnxruntime_version()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} (PyTorch's threads; "
+        "ONNX Runtime's never spin); "
+        f"{args.frames} frames of the synthetic 640x480 "
         "scene per model and backend after 5 warm-up frames, random-initialised weights where "
         "no trained weights exist (latency does not depend on the weights). Times in ms, "
         "medians unless marked p95; `load` is the 1-minute load average when the row started.",
