@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ros_tracker.cli.common import choice, positive_int, print_json
+from ros_tracker.cli.common import add_inference_arguments, positive_int, print_json
 
 IMAGE_SIZE = (640, 480)
 STAGES = ("conversion", "preprocess", "inference", "postprocess", "total")
@@ -31,17 +31,9 @@ STAGES = ("conversion", "preprocess", "inference", "postprocess", "total")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="zoo name, .safetensors file or ONNX export")
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        type=choice("backend", ("auto", "tensorrt", "onnxruntime", "torch")),
-    )
-    parser.add_argument("--device", default="auto", type=choice("device", ("auto", "cpu", "cuda")))
-    parser.add_argument("--precision", default="fp32", type=choice("precision", ("fp32", "fp16")))
+    add_inference_arguments(parser)
     parser.add_argument("--frames", type=positive_int, default=100, help="timed frames")
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames first")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (ONNX Runtime)")
-    parser.add_argument("--engine-cache-dir", default=None, help="TensorRT engines, ONNX exports")
     parser.add_argument("--json", action="store_true", help="print only JSON to stdout")
 
 

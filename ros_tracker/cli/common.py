@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 
 def choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
@@ -38,3 +39,39 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return number
+
+
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("fp32", "fp16")
+
+
+def add_inference_arguments(
+    parser: argparse.ArgumentParser,
+    threads_help: str = "CPU threads",
+    engine_cache_default: Optional[str] = None,
+) -> None:
+    """--backend, --device, --precision, --threads and --engine-cache-dir, as every command
+    that runs a model takes them."""
+    parser.add_argument("--backend", default="auto", type=choice("backend", BACKEND_CHOICES))
+    parser.add_argument("--device", default="auto", type=choice("device", DEVICE_CHOICES))
+    parser.add_argument("--precision", default="fp32", type=choice("precision", PRECISION_CHOICES))
+    parser.add_argument("--threads", type=positive_int, default=None, help=threads_help)
+    parser.add_argument(
+        "--engine-cache-dir",
+        default=engine_cache_default,
+        help="TensorRT engines and ONNX exports, reused across runs",
+    )
+
+
+def parse_box(text: str) -> Tuple[float, float, float, float]:
+    """``"x,y,w,h"`` (commas, spaces or both) as four floats; ValueError says what is wrong."""
+    fields = [f for f in re.split(r"[,\s]+", text.strip()) if f]
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        raise ValueError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
+    if len(values) != 4:
+        raise ValueError(f"--box must be four numbers x,y,w,h, got {len(values)} in {text!r}")
+    x, y, w, h = values
+    return (x, y, w, h)

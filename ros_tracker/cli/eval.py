@@ -25,7 +25,7 @@ import os
 import sys
 from typing import List
 
-from ros_tracker.cli.common import choice, positive_int, print_json
+from ros_tracker.cli.common import add_inference_arguments, choice, positive_int, print_json
 
 LOGGER = logging.getLogger("ros_tracker.cli")
 
@@ -65,18 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=positive_int, default=1, help="sequences in parallel processes"
     )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        type=choice("backend", ("auto", "tensorrt", "onnxruntime", "torch")),
-    )
-    parser.add_argument("--device", default="auto", type=choice("device", ("auto", "cpu", "cuda")))
-    parser.add_argument("--precision", default="fp32", type=choice("precision", ("fp32", "fp16")))
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="CPU threads per worker (default: cores / workers)",
+    add_inference_arguments(
+        parser, threads_help="CPU threads per worker (default: cores / workers)"
     )
 
 
@@ -107,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = read_dataset(args.dataset, args.format, args.split)
     threads = args.threads or default_threads(args.workers)
-    model = TrackerSpec(args.model, args.backend, args.device, args.precision, threads)
+    model = TrackerSpec(
+        args.model, args.backend, args.device, args.precision, threads, args.engine_cache_dir
+    )
     specs = [model] + [
         TrackerSpec(name, threads=threads) for name in _peer_names(args.peers, args.model)
     ]

@@ -14,10 +14,11 @@ import os
 import sys
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import numpy as np
 
+from ros_tracker.cli.common import add_inference_arguments, parse_box
 from ros_tracker.nodes.parameters import DEFAULT_MODEL
 
 # A pipeline stops once the source has finished and no status came for this long.
@@ -33,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="synthetic | a video file | an image folder | camera:N (default synthetic)",
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default {DEFAULT_MODEL}")
-    parser.add_argument("--backend", default="auto", help="auto | tensorrt | onnxruntime | torch")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--record", metavar="FILE", help="write the annotated video (.mp4)")
     parser.add_argument(
         "--frames", type=int, default=300, help="frames to publish (0: until the source ends)"
@@ -46,21 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lost-threshold", type=float, default=None, help="override lost_threshold"
     )
-    parser.add_argument(
-        "--engine-cache-dir",
-        default=os.path.expanduser("~/.cache/ros_tracker"),
-        help="exported graphs and TensorRT engines",
-    )
-
-
-def _parse_box(text: str) -> Tuple[float, float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--box must be x,y,w,h numbers, got {text!r}") from None
-    if len(values) != 4:
-        raise ValueError(f"--box must be four numbers x,y,w,h, got {text!r}")
-    return values  # type: ignore[return-value]
+    add_inference_arguments(parser, engine_cache_default=os.path.expanduser("~/.cache/ros_tracker"))
 
 
 def _parameters(values: dict) -> List:
@@ -79,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ros_tracker.nodes.tracker_node import StartupError, TrackerNode
     from ros_tracker.nodes.video_source_node import VideoSourceNode
 
-    box = _parse_box(args.box) if args.box else None
+    box = parse_box(args.box) if args.box else None
     rclpy.init()
     nodes = []
     executor = MultiThreadedExecutor(num_threads=4)
@@ -94,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model,
             "backend": args.backend,
             "device": args.device,
+            "precision": args.precision,
+            "threads": args.threads or 0,
             "engine_cache_dir": args.engine_cache_dir,
         }
         if args.lost_threshold is not None:

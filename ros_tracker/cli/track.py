@@ -22,14 +22,13 @@ import argparse
 import logging
 import math
 import os
-import re
 import sys
 import time
 from typing import Iterator, List, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from ros_tracker.cli.common import choice, positive_int
+from ros_tracker.cli.common import add_inference_arguments, parse_box, positive_int
 
 LOGGER = logging.getLogger("ros_tracker.cli")
 
@@ -66,31 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames", type=positive_int, default=None, help="stop after N frames (camera: N)"
     )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        type=choice("backend", ("auto", "tensorrt", "onnxruntime", "torch")),
-    )
-    parser.add_argument("--device", default="auto", type=choice("device", ("auto", "cpu", "cuda")))
-    parser.add_argument("--precision", default="fp32", type=choice("precision", ("fp32", "fp16")))
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
-    parser.add_argument("--engine-cache-dir", default=None, help="TensorRT engines, ONNX exports")
+    add_inference_arguments(parser)
 
 
 # -------------------------------------------------------------------------------- inputs
-def parse_box(text: str) -> Box:
-    """``"x,y,w,h"`` (commas, spaces or both) as four floats; ValueError says what is wrong."""
-    fields = [f for f in re.split(r"[,\s]+", text.strip()) if f]
-    try:
-        values = [float(f) for f in fields]
-    except ValueError:
-        raise ValueError(f"--box must be four numbers x,y,w,h, got {text!r}") from None
-    if len(values) != 4:
-        raise ValueError(f"--box must be four numbers x,y,w,h, got {len(values)} in {text!r}")
-    x, y, w, h = values
-    return (x, y, w, h)
-
-
 class TrackInput:
     """Frames with optional ground truth, from one of the command's sources."""
 

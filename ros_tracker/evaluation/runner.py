@@ -53,6 +53,7 @@ class TrackerSpec:
     device: str = "auto"
     precision: str = "fp32"
     threads: Optional[int] = None
+    engine_cache_dir: Optional[str] = None
 
     @property
     def is_peer(self) -> bool:
@@ -72,6 +73,7 @@ class TrackerSpec:
     def identity(self) -> dict:
         data = asdict(self)
         data.pop("threads")
+        data.pop("engine_cache_dir")
         if self.is_peer:
             data.update(backend="opencv", device="cpu", precision="fp32")
         return data
@@ -91,6 +93,7 @@ class TrackerSpec:
             device=self.device,
             precision=self.precision,
             threads=self.threads,
+            engine_cache_dir=self.engine_cache_dir,
         )
 
 
