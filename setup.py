@@ -23,6 +23,11 @@ setup(
         ("share/" + PACKAGE + "/launch", share_files("launch/*.py")),
         ("share/" + PACKAGE + "/config", share_files("config/*")),
         ("share/" + PACKAGE + "/models", share_files("models/*")),
+    ]
+    + [
+        # exported ONNX folders of the shipped models (models/<name>/template.onnx, search.onnx)
+        ("share/" + PACKAGE + "/" + folder, share_files(folder + "/*"))
+        for folder in sorted(p.rstrip("/") for p in glob.glob("models/*/"))
     ],
     install_requires=["setuptools"],
     zip_safe=False,
