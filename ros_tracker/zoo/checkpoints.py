@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -91,3 +91,60 @@ def load_weights(model: nn.Module, path: str) -> None:
 def card_metadata(card) -> Dict[str, str]:
     """Card fields as safetensors metadata (strings), so a weights file describes itself."""
     return {"card": json.dumps(card.to_dict(), sort_keys=True)}
+
+
+# BatchNorm's batch counter: absent from older checkpoints, the module keeps its own then.
+_OPTIONAL_SUFFIX = ".num_batches_tracked"
+
+
+def strip_common_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """``state`` without ``prefix`` when every key carries it (data-parallel checkpoints)."""
+    if prefix and state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix) :]: value for key, value in state.items()}
+    return state
+
+
+def load_mapped(
+    module: nn.Module,
+    state: Dict[str, torch.Tensor],
+    map_key: Callable[[str], Optional[str]],
+    is_dropped: Callable[[str], bool],
+) -> Tuple[Dict[str, str], List[str], List[str]]:
+    """Load a checkpoint of another layout into ``module`` through a key map.
+
+    ``map_key`` gives the module's name for a checkpoint key (None: no place for it);
+    keys for which ``is_dropped`` holds are parts the module does not have and are left out.
+    Every tensor of the module must be filled (batch-norm counters excepted); an unknown key,
+    a missing tensor or a shape mismatch raises CheckpointMismatch naming them all.
+    Returns (checkpoint key -> module key loaded, dropped checkpoint keys, module keys kept).
+    """
+    own = module.state_dict()
+    loaded: Dict[str, str] = {}
+    dropped: List[str] = []
+    unexpected: List[str] = []
+    shapes: List[str] = []
+    updates: Dict[str, torch.Tensor] = {}
+    for source_key, tensor in state.items():
+        if is_dropped(source_key):
+            dropped.append(source_key)
+            continue
+        target = map_key(source_key)
+        if target is None or target not in own:
+            unexpected.append(source_key)
+            continue
+        if tuple(tensor.shape) != tuple(own[target].shape):
+            shapes.append(
+                f"{source_key} -> {target}: checkpoint {tuple(tensor.shape)}, "
+                f"network {tuple(own[target].shape)}"
+            )
+            continue
+        updates[target] = tensor
+        loaded[source_key] = target
+    missing = sorted(k for k in own if k not in updates and not k.endswith(_OPTIONAL_SUFFIX))
+    if missing or unexpected or shapes:
+        raise CheckpointMismatch(missing, sorted(unexpected), shapes)
+    merged = dict(own)
+    merged.update({k: v.to(own[k].dtype) for k, v in updates.items()})
+    module.load_state_dict(merged, strict=True)
+    kept = sorted(k for k in own if k not in updates)
+    return loaded, sorted(dropped), kept

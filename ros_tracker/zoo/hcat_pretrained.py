@@ -17,14 +17,12 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from ros_tracker.zoo.checkpoints import CheckpointMismatch, read_weights
+from ros_tracker.zoo.checkpoints import load_mapped, read_weights, strip_common_prefix
 
 LOGGER = logging.getLogger(__name__)
 
 # Parts of a full ResNet-18 that the stride-16 trunk does not have.
 DROPPED_PREFIXES = ("layer4.", "fc.")
-# Some older checkpoints predate BatchNorm's batch counter; the trunk keeps its own then.
-_OPTIONAL_SUFFIX = ".num_batches_tracked"
 
 _NORM_NAMES = {"bn1": "norm1", "bn2": "norm2"}
 _BLOCK_KEY = re.compile(r"^layer([1-3])\.(\d+)\.(conv1|conv2|bn1|bn2|downsample\.[01])\.(.+)$")
@@ -64,12 +62,6 @@ def trunk_key(source_key: str) -> Optional[str]:
     return None
 
 
-def _strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
-    if prefix and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix) :]: value for key, value in state.items()}
-    return state
-
-
 def load_resnet18_trunk(
     trunk: nn.Module, state: Dict[str, torch.Tensor], prefix: str = "module."
 ) -> TrunkLoadReport:
@@ -77,36 +69,11 @@ def load_resnet18_trunk(
 
     ``prefix`` is stripped when every key carries it (data-parallel checkpoints).
     """
-    state = _strip_prefix(state, prefix)
-    own = trunk.state_dict()
-    report = TrunkLoadReport()
-    unexpected: List[str] = []
-    shapes: List[str] = []
-    updates: Dict[str, torch.Tensor] = {}
-    for source_key, tensor in state.items():
-        if source_key.startswith(DROPPED_PREFIXES):
-            report.dropped.append(source_key)
-            continue
-        target = trunk_key(source_key)
-        if target is None or target not in own:
-            unexpected.append(source_key)
-            continue
-        if tuple(tensor.shape) != tuple(own[target].shape):
-            shapes.append(
-                f"{source_key} -> {target}: checkpoint {tuple(tensor.shape)}, "
-                f"trunk {tuple(own[target].shape)}"
-            )
-            continue
-        updates[target] = tensor
-        report.loaded[source_key] = target
-    missing = sorted(k for k in own if k not in updates and not k.endswith(_OPTIONAL_SUFFIX))
-    if missing or unexpected or shapes:
-        raise CheckpointMismatch(missing, sorted(unexpected), shapes)
-    report.kept_own = sorted(k for k in own if k not in updates)
-    report.dropped.sort()
-    merged = dict(own)
-    merged.update({k: v.to(own[k].dtype) for k, v in updates.items()})
-    trunk.load_state_dict(merged, strict=True)
+    state = strip_common_prefix(state, prefix)
+    loaded, dropped, kept = load_mapped(
+        trunk, state, trunk_key, lambda key: key.startswith(DROPPED_PREFIXES)
+    )
+    report = TrunkLoadReport(loaded, dropped, kept)
     LOGGER.info("ResNet-18 trunk: %s", report.summary())
     return report
 

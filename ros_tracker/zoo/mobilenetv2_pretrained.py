@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 from torch import nn
 
-from ros_tracker.zoo.checkpoints import CheckpointMismatch, read_weights
+from ros_tracker.zoo.checkpoints import load_mapped, read_weights, strip_common_prefix
 from ros_tracker.zoo.hcat_pretrained import TrunkLoadReport
 from ros_tracker.zoo.mobilenetv2 import MobileNetV2Trunk
 
@@ -27,8 +27,6 @@ LOGGER = logging.getLogger(__name__)
 
 LAST_TRUNK_BLOCK = 13  # features.13: the last stride-16 block (96 channels)
 _FEATURE_KEY = re.compile(r"^features\.(\d+)\.")
-# Checkpoints saved before BatchNorm counted its batches lack these; the trunk keeps its own.
-_OPTIONAL_SUFFIX = ".num_batches_tracked"
 
 
 class MobileNetV2LoadReport(TrunkLoadReport):
@@ -73,12 +71,6 @@ def _trunk_of(network_or_trunk: nn.Module) -> MobileNetV2Trunk:
     return trunk
 
 
-def _strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
-    if prefix and state and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix) :]: value for key, value in state.items()}
-    return state
-
-
 def load_imagenet_trunk(
     network_or_trunk: nn.Module, state: Dict[str, torch.Tensor], prefix: str = "module."
 ) -> MobileNetV2LoadReport:
@@ -87,35 +79,9 @@ def load_imagenet_trunk(
     ``prefix`` is stripped when every key carries it (data-parallel checkpoints).
     """
     trunk = _trunk_of(network_or_trunk)
-    state = _strip_prefix(state, prefix)
-    own = trunk.state_dict()
-    report = MobileNetV2LoadReport()
-    unexpected: List[str] = []
-    shapes: List[str] = []
-    updates: Dict[str, torch.Tensor] = {}
-    for source_key, tensor in state.items():
-        if is_dropped(source_key):
-            report.dropped.append(source_key)
-            continue
-        target = trunk_key(source_key)
-        if target is None or target not in own:
-            unexpected.append(source_key)
-            continue
-        if tuple(tensor.shape) != tuple(own[target].shape):
-            shapes.append(
-                f"{source_key}: checkpoint {tuple(tensor.shape)}, trunk {tuple(own[target].shape)}"
-            )
-            continue
-        updates[target] = tensor
-        report.loaded[source_key] = target
-    missing = sorted(k for k in own if k not in updates and not k.endswith(_OPTIONAL_SUFFIX))
-    if missing or unexpected or shapes:
-        raise CheckpointMismatch(missing, sorted(unexpected), shapes)
-    report.kept_own = sorted(k for k in own if k not in updates)
-    report.dropped.sort()
-    merged = dict(own)
-    merged.update({k: v.to(own[k].dtype) for k, v in updates.items()})
-    trunk.load_state_dict(merged, strict=True)
+    state = strip_common_prefix(state, prefix)
+    loaded, dropped, kept = load_mapped(trunk, state, trunk_key, is_dropped)
+    report = MobileNetV2LoadReport(loaded, dropped, kept)
     LOGGER.info("MobileNetV2 trunk: %s", report.summary())
     return report
 
