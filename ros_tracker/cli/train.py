@@ -42,19 +42,13 @@ def load_training() -> ModuleType:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config file (training/configs/*.yaml)")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="config overrides, e.g. training.lr=1e-4 data.num_workers=4",
-    )
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config and exit"
-    )
-    parser.add_argument(
-        "--list-keys", action="store_true", help="list every config key with its default"
-    )
+    """The training module's own options; outside a source checkout, run() explains."""
+    try:
+        training_cli = load_training()
+    except RuntimeError:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return
+    training_cli.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
