@@ -17,7 +17,7 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
-DEFAULT_MODEL = "hit_tiny"
+DEFAULT_MODEL = "hcat_mobilenetv2"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
