@@ -93,3 +93,19 @@ def subprocess_env():
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHON"] = sys.executable
     return env
+
+
+@pytest.fixture
+def cli_env(subprocess_env, tmp_path):
+    """Environment of a ros-tracker subprocess: its own home and engine cache."""
+    env = dict(subprocess_env)
+    env["HOME"] = str(tmp_path / "home")
+    env["ROS_TRACKER_ENGINE_CACHE"] = str(tmp_path / "engines")
+    return env
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    from .cli_helpers import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path)

@@ -4,49 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-import torch
 
 from ros_tracker.cli import main as cli_main
 from ros_tracker.cli.models import _stats_cache_path, _zoo_digest, count_model
-from ros_tracker.zoo.checkpoints import card_metadata, save_weights
-from ros_tracker.zoo.registry import create_model, list_models
+from ros_tracker.zoo.registry import list_models
 
-from .zoo_configs import tiny_overrides
-
-
-def ros_tracker(args, env, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ros_tracker.cli"] + list(args),
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def cli_env(subprocess_env, tmp_path):
-    env = dict(subprocess_env)
-    env["HOME"] = str(tmp_path / "home")
-    env["ROS_TRACKER_ENGINE_CACHE"] = str(tmp_path / "engines")
-    return env
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path):
-    overrides = tiny_overrides("hit")
-    torch.manual_seed(0)
-    network = create_model("hit_tiny", **overrides).eval()
-    metadata = card_metadata(network.card)
-    metadata["overrides"] = json.dumps(overrides)
-    path = tmp_path / "hit_tiny_test.safetensors"
-    save_weights(network, str(path), metadata)
-    return str(path)
+from .cli_helpers import ros_tracker
 
 
 def test_count_model_matches_the_zoo_counter():
