@@ -103,11 +103,15 @@ def _build_engines(source, export, args: argparse.Namespace) -> int:
     card = source.card
     engine_backend = TensorRTBackend(card, export, precision, engine_cache_dir=export.folder)
     reference = TorchBackend(card, source.build_network(), device="cuda")
-    rng = np.random.default_rng(0)
+    import torch
+
+    from ros_tracker.zoo.base import example_template_inputs
+
+    generator = torch.Generator().manual_seed(0)
     templates = {
-        n: rng.standard_normal((1, 3, card.template_size, card.template_size), np.float32)
-        for n in card.template_input_names
+        name: tensor.numpy() for name, tensor in example_template_inputs(card, 1, generator).items()
     }
+    rng = np.random.default_rng(0)
     search = rng.standard_normal((1, 3, card.search_size, card.search_size), np.float32)
     for backend in (engine_backend, reference):
         backend.set_template(templates)

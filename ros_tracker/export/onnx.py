@@ -2,7 +2,7 @@
 
 Layout of an export (one folder per model; the folder is what ``model:`` points at)::
 
-    <out>/template.onnx   inputs card.template_input_names -> outputs: template state
+    <out>/template.onnx   inputs card.template_inputs -> outputs: template state
     <out>/search.onnx     inputs: template state + "search"  -> outputs card.output_names
 
 Both graphs carry the card in ``metadata_props`` (see ros_tracker.export.metadata), so either
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ros_tracker.export.metadata import CARD_KEY, GRAPH_KEY, card_from_json, export_metadata
+from ros_tracker.zoo.base import example_template_inputs
 from ros_tracker.zoo.card import ModelCard
 
 LOGGER = logging.getLogger("ros_tracker.export")
@@ -103,7 +104,7 @@ def state_names(card: ModelCard) -> Tuple[str, ...]:
     A graph cannot output a value under the name of one of its inputs, and a card may use the
     same name for the template image and the state derived from it ("template").
     """
-    inputs = set(card.template_input_names)
+    inputs = set(card.template_inputs)
     return tuple(name + "_state" if name in inputs else name for name in card.template_state_names)
 
 
@@ -245,10 +246,13 @@ def _uses_layer_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.LayerNorm) for m in module.modules())
 
 
-def _example_templates(card: ModelCard) -> Tuple[torch.Tensor, ...]:
-    generator = torch.Generator().manual_seed(0)
-    size = (1, 3, card.template_size, card.template_size)
-    return tuple(torch.randn(size, generator=generator) for _ in card.template_input_names)
+def _example_templates(
+    card: ModelCard, generator: Optional[torch.Generator] = None
+) -> Tuple[torch.Tensor, ...]:
+    """Template-graph inputs in card.template_inputs order."""
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    return tuple(example_template_inputs(card, generator=generator).values())
 
 
 def _example_search(card: ModelCard, seed: int = 1) -> torch.Tensor:
@@ -293,7 +297,7 @@ def export_onnx(
                 _TemplateGraph(network),
                 templates,
                 template_path,
-                card.template_input_names,
+                card.template_inputs,
                 names,
                 opset,
             )
@@ -403,7 +407,6 @@ def verify_export(
 
         staged = OnnxRuntimeBackend(card, export, device="cpu", threads=1)
     generator = torch.Generator().manual_seed(seed)
-    t_shape = (1, 3, card.template_size, card.template_size)
     s_shape = (1, 3, card.search_size, card.search_size)
 
     def record(name: str, expected: torch.Tensor, actual: np.ndarray) -> None:
@@ -420,12 +423,12 @@ def verify_export(
         report.scales[name] = max(report.scales.get(name, 0.0), scale)
 
     for _ in range(trials):
-        templates = [torch.randn(t_shape, generator=generator) for _ in card.template_input_names]
+        templates = _example_templates(card, generator)
         search = torch.randn(s_shape, generator=generator)
         with torch.no_grad():
             state = tuple(network.encode_template(*templates))
             outputs = tuple(network.track_search(*state, search))
-        feeds = {name: t.numpy() for name, t in zip(card.template_input_names, templates)}
+        feeds = {name: t.numpy() for name, t in zip(card.template_inputs, templates)}
         onnx_state = template_session.run(list(names), feeds)
         for name, expected, actual in zip(names, state, onnx_state):
             record(name, expected, actual)

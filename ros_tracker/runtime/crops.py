@@ -205,6 +205,10 @@ class CropPreprocessor:
         self.crop = np.empty((self.output_size, self.output_size, 3), dtype=np.uint8)
         self.normalizer = Normalizer(self.output_size, mean, std)
 
+    def region(self, box: Sequence[float]) -> CropTransform:
+        """Where the crop around ``box`` comes from."""
+        return context_region(box, self.factor, self.output_size)
+
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> Tuple[np.ndarray, CropTransform]:
         """(1, 3, S, S) float32 input (a reused buffer) and the crop's transform."""
         crop, region = crop_around(image, box, self.factor, self.output_size, out=self.crop)

@@ -49,9 +49,23 @@ class TrackerNetwork(nn.Module):
 
     def example_inputs(self, batch: int = 1) -> Dict[str, torch.Tensor]:
         """Random inputs of the card's static shapes, keyed by input name (export, tests)."""
-        inputs = {
-            name: torch.randn(batch, 3, self.card.template_size, self.card.template_size)
-            for name in self.card.template_input_names
-        }
+        inputs = example_template_inputs(self.card, batch)
         inputs["search"] = torch.randn(batch, 3, self.card.search_size, self.card.search_size)
         return inputs
+
+
+def example_template_inputs(
+    card: ModelCard, batch: int = 1, generator: Optional[torch.Generator] = None
+) -> Dict[str, torch.Tensor]:
+    """Random template-graph inputs (card.template_inputs order): images from N(0, 1), and a
+    box around the crop centre of random size and aspect where the card takes one."""
+    inputs: Dict[str, torch.Tensor] = {}
+    for name in card.template_inputs:
+        shape = card.template_input_shape(name, batch)
+        if name == card.template_box_input:
+            centre = 0.5 + 0.05 * torch.randn(batch, 2, generator=generator)
+            half = 0.1 + 0.3 * torch.rand(batch, 2, generator=generator)
+            inputs[name] = torch.cat((centre - half, centre + half), dim=1)
+        else:
+            inputs[name] = torch.randn(shape, generator=generator)
+    return inputs

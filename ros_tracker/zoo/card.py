@@ -28,7 +28,11 @@ class ModelCard:
     search_factor: float
     head: str  # e.g. "corner", "mlp_cls_reg", "box_distribution", "center"
     output_names: Tuple[str, ...]  # raw outputs of the search branch, in order
-    template_input_names: Tuple[str, ...] = ("template",)
+    template_input_names: Tuple[str, ...] = ("template",)  # template-side images
+    # Name of a further template-side input, (N, 4) float32: the target's box (x1, y1, x2, y2)
+    # normalised to the template crop, so the network knows which part of the crop the user
+    # boxed. "" for networks that infer the target's extent from the image alone.
+    template_box_input: str = ""
     template_state_names: Tuple[str, ...] = ("template",)
     feature_size: int = 16  # side of the search-side output grid
     mean: Tuple[float, float, float] = IMAGENET_MEAN
@@ -38,6 +42,12 @@ class ModelCard:
     online_template: bool = False
     template_update_interval: int = 0  # frames between online template swaps (0 = never)
     template_update_threshold: float = 0.5  # minimum score for a candidate online template
+    # Box and confidence policy of the runtime (runtime.motion_prior); the defaults are the
+    # papers' trackers: no change penalty, sizes taken as estimated, no wider search.
+    scale_penalty: float = 0.0  # k of the change penalty exp(-k (r s - 1)) on candidates
+    size_lr: float = 0.0  # box size follows the estimate at size_lr x penalty x score (0: off)
+    redetect_after: int = 0  # weak frames in a row before searching the whole image (0: never)
+    redetect_threshold: float = 0.3  # confidence under which a frame is weak
     postprocess: str = ""  # human-readable summary of what the runtime does with the outputs
     per_frame: str = ""  # what must run every frame (documented per family)
     weights: Optional[str] = None  # file name under models/, safetensors
@@ -46,6 +56,18 @@ class ModelCard:
     reference_macs: Optional[float] = None  # paper figure, G MACs per tracked frame
     counting_note: str = ""  # how params and MACs are counted, to compare with the paper
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def template_inputs(self) -> Tuple[str, ...]:
+        """Every input of the template graph, in order: the images, then the box if any."""
+        box = (self.template_box_input,) if self.template_box_input else ()
+        return tuple(self.template_input_names) + box
+
+    def template_input_shape(self, name: str, batch: int = 1) -> Tuple[int, ...]:
+        """Static shape of one template-graph input."""
+        if name == self.template_box_input:
+            return (batch, 4)
+        return (batch, 3, self.template_size, self.template_size)
 
     def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)

@@ -14,6 +14,13 @@ Structure (paper Sec. 3):
 * a final CFA (search attends to the template), then 3-layer MLP heads on every search cell:
   one classification logit and a sigmoid-normalised (cx, cy, w, h) box.
 
+Optional, not in the paper (``box_embedding``, used by ``hcat_mobilenetv2``): the template
+side also takes the target's box in template-crop coordinates and adds a learned target
+embedding to the template tokens inside it and a background embedding to the others (as
+target-aware template encodings such as ToMP's do). The square template crop alone does not
+say which part of it is the target: a network trained on arbitrary regions, or handed a loose
+box, otherwise has to guess the target's extent and aspect.
+
 Where the paper is silent we follow the authors' code: each residual of a CFA is followed by
 a LayerNorm (TransT's post-norm CFA, whose norms the equations leave out), the FS residual is
 followed by a LayerNorm, the final CFA is followed by one more LayerNorm, the sparse vectors
@@ -66,6 +73,9 @@ class HCATConfig:
     template_size: int = 128
     search_size: int = 256
     trunk: str = "resnet18"  # one of TRUNKS
+    # Not in the paper: add a learned target / background embedding to each template token,
+    # weighted by how much of its cell the given box covers (see HCATNetwork.encode_template).
+    box_embedding: bool = False
 
 
 def build_trunk(config: HCATConfig) -> nn.Module:
@@ -301,6 +311,9 @@ class HCATNetwork(TrackerNetwork):
         )
         self.decoder = CrossFeatureAugment(dim, config.num_heads, config.ffn_dim, config.dropout)
         self.output_norm = nn.LayerNorm(dim)
+        if config.box_embedding:
+            # rows: target, background; zero at start (the plain HCAT template)
+            self.box_embedding = nn.Parameter(torch.zeros(2, dim))
         self.class_head = MLP(dim, dim, 1)
         self.box_head = MLP(dim, dim, 4)
 
@@ -316,21 +329,48 @@ class HCATNetwork(TrackerNetwork):
         self.register_buffer(
             "search_pos", sine_position_encoding(search_side, search_side, dim), persistent=False
         )
+        edges = torch.arange(template_side + 1, dtype=torch.float32) / template_side
+        self.register_buffer("template_cell_edges", edges, persistent=False)
         self._init_fusion_weights()
 
     def _init_fusion_weights(self) -> None:
         # Paper Sec. 4.1: everything but the (ImageNet-initialised) backbone uses Xavier init.
         for name, parameter in self.named_parameters():
+            if name == "box_embedding":
+                continue
             if not name.startswith("backbone.") and parameter.dim() > 1:
                 nn.init.xavier_uniform_(parameter)
+
+    def box_coverage(self, box: torch.Tensor) -> torch.Tensor:
+        """(N, 4) box (x1, y1, x2, y2, template-crop units) -> (N, H*W, 1) covered fraction
+        of each template cell, row-major."""
+        side = self.template_cell_edges.numel() - 1
+        low, high = self.template_cell_edges[:-1], self.template_cell_edges[1:]
+
+        def overlap(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+            inside = torch.minimum(end[:, None], high) - torch.maximum(start[:, None], low)
+            return inside.clamp(min=0.0) * side  # (N, side), fraction of each cell
+
+        x1, y1, x2, y2 = box.unbind(-1)
+        coverage = overlap(y1, y2)[:, :, None] * overlap(x1, x2)[:, None, :]
+        return coverage.flatten(1)[:, :, None]
 
     def _tokens(self, image: torch.Tensor) -> torch.Tensor:
         """Backbone + 1x1 projection, flattened row-major to (N, H*W, C)."""
         return self.input_proj(self.backbone(image)).flatten(2).transpose(1, 2)
 
     def encode_template(self, *templates: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        (template,) = templates
-        sparse_template = self.sparsify(self._tokens(template), self.template_pos)
+        """The template image, and with ``box_embedding`` the target box in the crop."""
+        if self.config.box_embedding:
+            template, box = templates
+            tokens = self._tokens(template)
+            coverage = self.box_coverage(box.to(tokens.dtype))
+            target, background = self.box_embedding.unbind(0)
+            tokens = tokens + coverage * target + (1.0 - coverage) * background
+        else:
+            (template,) = templates
+            tokens = self._tokens(template)
+        sparse_template = self.sparsify(tokens, self.template_pos)
         keys, values, queries = self.layers[0].template_projections(
             sparse_template, self.sparsify.sparse_vectors
         )
@@ -388,6 +428,16 @@ _STATE_NAMES = ("template_tokens", "layer1_keys", "layer1_values", "layer1_queri
 
 
 def _card(name: str, num_layers: int) -> ModelCard:
+    return _with_box_input(_plain_card(name, num_layers))
+
+
+def _with_box_input(card: ModelCard) -> ModelCard:
+    """The card's template-box input follows its architecture's ``box_embedding``."""
+    wanted = "template_box" if card.extra.get("box_embedding") else ""
+    return card if card.template_box_input == wanted else card.replace(template_box_input=wanted)
+
+
+def _plain_card(name: str, num_layers: int) -> ModelCard:
     return ModelCard(
         name=name,
         family="hcat",
@@ -445,7 +495,7 @@ def build_hcat(card: ModelCard, **overrides: Any) -> HCATNetwork:
         feature_size=config.search_size // TRUNK_STRIDE,
         extra=dict(card.extra, **_architecture(config)),
     )
-    return HCATNetwork(card, config)
+    return HCATNetwork(_with_box_input(card), config)
 
 
 register_model(_card("hcat", num_layers=2))(build_hcat)
@@ -478,7 +528,7 @@ _MOBILENETV2_LICENSE = (
 
 
 def _mobilenetv2_card() -> ModelCard:
-    return _card("hcat_mobilenetv2", num_layers=2).replace(
+    card = _plain_card("hcat_mobilenetv2", num_layers=2).replace(
         paper="HCAT (ECCVW 2022), MobileNetV2 backbone instead of ResNet-18",
         backbone="MobileNetV2 (ImageNet, torchvision weights, BSD-3)",
         per_frame=_PER_FRAME.replace("ResNet trunk", "MobileNetV2 trunk"),
@@ -487,6 +537,7 @@ def _mobilenetv2_card() -> ModelCard:
         counting_note=_MOBILENETV2_COUNTING_NOTE,
         extra=_architecture(MOBILENETV2_CONFIG),
     )
+    return _with_box_input(card)
 
 
 register_model(_mobilenetv2_card())(build_hcat)

@@ -13,7 +13,8 @@ Per pair, following the STARK / OSTrack processing the papers' code bases share:
 5. flip every crop of the pair horizontally with ``flip_prob`` (joint, boxes mirrored);
 6. normalise with the card's mean / std (the runtime's Normalizer), RGB, CHW float32.
 
-The search box is returned normalised to the search crop (x1, y1, x2, y2). A draw whose
+The search box is returned normalised to the search crop (x1, y1, x2, y2), each template's box
+normalised to its crop (for networks that take the template box). A draw whose
 search crop does not contain the target's centre, or whose target is too small, is rejected
 (the caller draws again).
 """
@@ -74,6 +75,12 @@ def box_in_crop(box: Sequence[float], region) -> np.ndarray:
     return np.array([x1, y1, x2, y2], dtype=np.float32)
 
 
+def mirrored(box_xyxy: np.ndarray) -> np.ndarray:
+    """A crop-normalised (x1, y1, x2, y2) box after a horizontal flip of the crop."""
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    return np.array([1.0 - x2, y1, 1.0 - x1, y2], dtype=np.float32)
+
+
 class PairProcessor:
     """Callable: (rng, template images+boxes, search image+box) -> inputs or None."""
 
@@ -121,10 +128,11 @@ class PairProcessor:
         s = self.settings
         grayscale = s.grayscale_prob > 0 and rng.random() < s.grayscale_prob
         crops: List[np.ndarray] = []
+        template_boxes: List[np.ndarray] = []
         for image, box in templates:
             if min(box[2], box[3]) < s.min_box_pixels:
                 return None
-            crop, _ = self._crop(
+            crop, template_box = self._crop(
                 rng,
                 image,
                 box,
@@ -134,6 +142,7 @@ class PairProcessor:
                 s.scale_jitter_template,
             )
             crops.append(crop)
+            template_boxes.append(template_box)
         image, box = search
         if min(box[2], box[3]) < s.min_box_pixels:
             return None
@@ -158,13 +167,12 @@ class PairProcessor:
             ]
         if s.flip_prob > 0 and rng.random() < s.flip_prob:
             crops = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-            search_box = np.array(
-                [1.0 - search_box[2], search_box[1], 1.0 - search_box[0], search_box[3]],
-                dtype=np.float32,
-            )
+            search_box = mirrored(search_box)
+            template_boxes = [mirrored(b) for b in template_boxes]
         normalised = [self._normalize(c) for c in crops]
         return {
             "templates": np.stack(normalised[:-1]),
+            "template_boxes": np.stack(template_boxes).astype(np.float32),
             "search": normalised[-1],
             "search_box": search_box.astype(np.float32),
             "positive": np.float32(1.0 if positive else 0.0),

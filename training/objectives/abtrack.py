@@ -79,7 +79,7 @@ class ABTrackObjective(Objective):
         return not (name.endswith(".d1") or name.endswith(".d2"))
 
     def forward(self, network: nn.Module, batch: Batch) -> Dict[str, Any]:
-        template, search = template_and_search(batch)
+        template, search = template_and_search(batch, network)
         if self.stage == "finetune":
             return network.forward_train(template, search)
         (template_tokens,) = network.encode_template(template)

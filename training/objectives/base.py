@@ -63,5 +63,10 @@ class Objective:
         return ()
 
 
-def template_and_search(batch: Batch) -> Tuple[torch.Tensor, torch.Tensor]:
-    return batch["templates"][:, 0], batch["search"]
+def template_and_search(batch: Batch, network: nn.Module) -> Tuple[torch.Tensor, ...]:
+    """The network's inputs for one batch: the first template, its box where the network's
+    card takes one (``template_box_input``), then the search crop."""
+    inputs: Tuple[torch.Tensor, ...] = (batch["templates"][:, 0],)
+    if network.card.template_box_input:
+        inputs += (batch["template_boxes"][:, 0],)
+    return inputs + (batch["search"],)

@@ -35,7 +35,7 @@ class CornerObjective(Objective):
             templates = batch["templates"]
             online = templates[:, 1] if templates.shape[1] > 1 else templates[:, 0]
             return network.forward_joint(templates[:, 0], online, batch["search"])
-        return network(*template_and_search(batch))
+        return network(*template_and_search(batch, network))
 
     def loss(self, outputs: Dict[str, Any], batch: Batch) -> Tuple[torch.Tensor, Stats]:
         boxes = corner_boxes(outputs["corner_logits"])
@@ -50,7 +50,7 @@ class CornerObjective(Objective):
 
 class HCATObjective(Objective):
     def forward(self, network: nn.Module, batch: Batch) -> Dict[str, Any]:
-        return network(*template_and_search(batch))
+        return network(*template_and_search(batch, network))
 
     def loss(self, outputs: Dict[str, Any], batch: Batch) -> Tuple[torch.Tensor, Stats]:
         weights = self.loss_config

@@ -30,7 +30,7 @@ class InferenceBackend:
         self.card = card
 
     def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        """Encode the template images (keyed by card.template_input_names) and keep the state."""
+        """Encode the template inputs (keyed by card.template_inputs) and keep the state."""
         raise NotImplementedError
 
     def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:

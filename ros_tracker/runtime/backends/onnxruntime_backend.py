@@ -188,7 +188,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     def set_template(self, templates: Dict[str, np.ndarray]) -> None:
         binding = self.template_session.io_binding()
         inputs = []  # kept referenced until the run: the binding may point into them
-        for name in self.card.template_input_names:
+        for name in self.card.template_inputs:
             if name not in templates:
                 raise ValueError(f"set_template: missing template input {name!r}")
             inputs.append(np.ascontiguousarray(templates[name], np.float32))

@@ -168,7 +168,7 @@ class TensorRTBackend(InferenceBackend):
             target.copy_(source.to(target.dtype), non_blocking=False)
 
     def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        for name in self.card.template_input_names:
+        for name in self.card.template_inputs:
             self._upload(self.template_engine, name, templates[name])
         self.template_engine.run(self._stream)
         self._stream.synchronize()

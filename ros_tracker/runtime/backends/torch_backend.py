@@ -61,8 +61,7 @@ class TorchBackend(InferenceBackend):
             else:
                 yield
 
-    def _to_device(self, array: np.ndarray, size: int, what: str) -> torch.Tensor:
-        expected = (1, 3, size, size)
+    def _to_device(self, array: np.ndarray, expected: Tuple[int, ...], what: str) -> torch.Tensor:
         if not isinstance(array, np.ndarray) or array.shape != expected:
             shape = getattr(array, "shape", None)
             raise ValueError(f"{what} must be a numpy array of shape {expected}, got {shape}")
@@ -75,11 +74,13 @@ class TorchBackend(InferenceBackend):
         return tensor.to(self.device, copy=True)
 
     def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        missing = [n for n in self.card.template_input_names if n not in templates]
+        names = self.card.template_inputs
+        missing = [n for n in names if n not in templates]
         if missing:
             raise ValueError(f"set_template: missing template input(s) {missing}")
-        size = self.card.template_size
-        inputs = [self._to_device(templates[n], size, n) for n in self.card.template_input_names]
+        inputs = [
+            self._to_device(templates[n], self.card.template_input_shape(n), n) for n in names
+        ]
         with self._inference():
             state = self.network.encode_template(*inputs)
         self._state = tuple(state)
@@ -87,7 +88,8 @@ class TorchBackend(InferenceBackend):
     def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
         if self._state is None:
             raise RuntimeError("run_search called before set_template")
-        tensor = self._to_device(search, self.card.search_size, "search")
+        size = self.card.search_size
+        tensor = self._to_device(search, (1, 3, size, size), "search")
         with self._inference():
             outputs = self.network.track_search(*self._state, tensor)
         if len(outputs) != len(self.card.output_names):
