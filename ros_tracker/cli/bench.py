@@ -88,6 +88,7 @@ def run_benchmark(
     engine_cache_dir: Optional[str] = None,
     progress: bool = True,
     source: Any = None,
+    box_policy: str = "card",
 ) -> Dict[str, Any]:
     """Track the synthetic target for ``warmup + frames`` frames; the ``bench --json`` dict.
 
@@ -106,6 +107,7 @@ def run_benchmark(
         engine_cache_dir=engine_cache_dir,
         threads=threads,
         source=source,
+        box_policy=box_policy,
     )
     width, height = IMAGE_SIZE
     total_frames = warmup + frames + 1
@@ -176,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=max(0, args.warmup),
         threads=args.threads,
         engine_cache_dir=args.engine_cache_dir,
+        box_policy=args.box_policy,
         progress=sys.stderr.isatty() or not args.json,
     )
     if args.json:

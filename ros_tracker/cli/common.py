@@ -51,8 +51,8 @@ def add_inference_arguments(
     threads_help: str = "CPU threads",
     engine_cache_default: Optional[str] = None,
 ) -> None:
-    """--backend, --device, --precision, --threads and --engine-cache-dir, as every command
-    that runs a model takes them."""
+    """--backend, --device, --precision, --threads, --engine-cache-dir and --box-policy, as
+    every command that runs a model takes them."""
     parser.add_argument("--backend", default="auto", type=choice("backend", BACKEND_CHOICES))
     parser.add_argument("--device", default="auto", type=choice("device", DEVICE_CHOICES))
     parser.add_argument("--precision", default="fp32", type=choice("precision", PRECISION_CHOICES))
@@ -62,6 +62,24 @@ def add_inference_arguments(
         default=engine_cache_default,
         help="TensorRT engines and ONNX exports, reused across runs",
     )
+    parser.add_argument(
+        "--box-policy",
+        default="card",
+        type=_box_policy,
+        help="box settings: card (the model card's), paper (the authors'), or "
+        "key=value,... (window_influence, scale_penalty, size_lr, redetect_after, "
+        "redetect_threshold), optionally after card, or paper,",
+    )
+
+
+def _box_policy(text: str) -> str:
+    from ros_tracker.runtime.box_policy import parse_box_policy
+
+    try:
+        parse_box_policy(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def parse_box(text: str) -> Tuple[float, float, float, float]:

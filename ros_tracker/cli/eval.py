@@ -98,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
     dataset = read_dataset(args.dataset, args.format, args.split)
     threads = args.threads or default_threads(args.workers)
     model = TrackerSpec(
-        args.model, args.backend, args.device, args.precision, threads, args.engine_cache_dir
+        args.model,
+        args.backend,
+        args.device,
+        args.precision,
+        threads,
+        args.engine_cache_dir,
+        args.box_policy,
     )
     specs = [model] + [
         TrackerSpec(name, threads=threads) for name in _peer_names(args.peers, args.model)

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             "precision": args.precision,
             "threads": args.threads or 0,
             "engine_cache_dir": args.engine_cache_dir,
+            "box_policy": args.box_policy,
         }
         if args.lost_threshold is not None:
             tracker_params["lost_threshold"] = float(args.lost_threshold)

@@ -290,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             engine_cache_dir=args.engine_cache_dir,
             threads=args.threads,
+            box_policy=args.box_policy,
         )
         return _track(args, tracker, source, first_image, first_truth, box, tqdm)
     finally:

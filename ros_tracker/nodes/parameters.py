@@ -49,6 +49,14 @@ SPECS: List[ParameterSpec] = [
     ParameterSpec(
         "threads", 0, "CPU inference threads (0: library default)", True, int_range=(0, 64)
     ),
+    ParameterSpec(
+        "box_policy",
+        "card",
+        "box settings: card (the model card's, measured on real footage) | paper (the "
+        "authors' trackers) | key=value,... (window_influence, scale_penalty, size_lr, "
+        "redetect_after, redetect_threshold)",
+        True,
+    ),
     ParameterSpec("compressed", False, "subscribe to image/compressed instead of image", True),
     ParameterSpec(
         "image_qos",
@@ -128,6 +136,13 @@ def check_value(name: str, value: Any) -> Optional[str]:
         return f"{name} must be in [{bounds[0]:g}, {bounds[1]:g}], got {value!r}"
     if name == "model" and not str(value).strip():
         return "model must name a zoo model or a model file"
+    if name == "box_policy":
+        from ros_tracker.runtime.box_policy import parse_box_policy
+
+        try:
+            parse_box_policy(value)
+        except ValueError as error:
+            return str(error)
     if name == "value_range":
         if len(value) != 2 or (value[0] != value[1] and not value[0] < value[1]):
             return f"value_range must be [low, high] with low < high, or [0, 0], got {value!r}"

@@ -177,6 +177,7 @@ class TrackerNode(Node):
                 precision=self._param("precision"),
                 engine_cache_dir=os.path.expanduser(self._param("engine_cache_dir")),
                 threads=threads,
+                box_policy=self._param("box_policy"),
             )
         except Exception as error:  # every failure here is a configuration the user must fix
             raise StartupError(

@@ -3,7 +3,10 @@
 Every decoder takes the dict of raw outputs of ``track_search`` (numpy, batch 1, named by the
 card's ``output_names``) and returns a :class:`Decoded`: a box (cx, cy, w, h) in coordinates
 normalised to the search crop and a confidence in [0, 1]. Mapping back to the image belongs
-to the tracker (runtime.crops.CropTransform).
+to the tracker (runtime.crops.CropTransform). Decoders that choose among candidates (hcat,
+abtrack) also take the previous box's size for the card's change penalty
+(``scale_penalty``, runtime.motion_prior) and can leave their window out (``window=False``:
+a region searched for a lost target, where it may be anywhere).
 
 Family conventions (see each zoo module's docstring):
 
@@ -22,26 +25,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from ros_tracker.runtime.motion_prior import change_penalty
 from ros_tracker.zoo.card import ModelCard
 
 Outputs = Dict[str, np.ndarray]
+# The previous box's (w, h) in the search crop's normalised coordinates, for the change
+# penalty of decoders that choose among candidates (hcat, abtrack); None: no penalty.
+Prior = Optional[Tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """One estimate: (cx, cy, w, h) normalised to the search crop, confidence in [0, 1]."""
+    """One estimate: (cx, cy, w, h) normalised to the search crop, confidence in [0, 1], and
+    the change penalty applied to it (1: none)."""
 
     box: Tuple[float, float, float, float]
     score: float
+    penalty: float = 1.0
 
     def __post_init__(self) -> None:
         # Plain floats, whatever numpy scalar types the arithmetic produced.
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
         object.__setattr__(self, "score", float(self.score))
+        object.__setattr__(self, "penalty", float(self.penalty))
 
 
 # -- shared pieces --------------------------------------------------------------------------
@@ -92,6 +102,13 @@ def _first(outputs: Outputs, name: str) -> np.ndarray:
     return np.asarray(outputs[name])[0]
 
 
+def _penalty(w: np.ndarray, h: np.ndarray, prior: Prior, k: float) -> np.ndarray:
+    """Change penalty per candidate (runtime.motion_prior), ones where there is none."""
+    if prior is None or k <= 0.0:
+        return np.ones(np.shape(w), dtype=np.float64)
+    return change_penalty(w, h, prior, k)
+
+
 # -- HiT ------------------------------------------------------------------------------------
 
 
@@ -122,7 +139,7 @@ class CornerDecoder:
     def __init__(self, card: ModelCard) -> None:
         self.name = card.output_names[0]
 
-    def __call__(self, outputs: Outputs) -> Decoded:
+    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         maps = _first(outputs, self.name)  # (2, H, W)
         if maps.ndim != 3 or maps.shape[0] != 2:
             raise ValueError(f"{self.name} must be (N, 2, H, W), got {outputs[self.name].shape}")
@@ -149,6 +166,7 @@ class WindowedClassificationDecoder:
         self.cls_name, self.box_name = card.output_names[:2]
         self.use_window = bool(card.hann_window) and card.window_influence > 0.0
         self.window_influence = float(card.window_influence)
+        self.scale_penalty = float(card.scale_penalty)
         self._windows: Dict[int, np.ndarray] = {}
 
     def _window(self, cells: int) -> np.ndarray:
@@ -159,18 +177,19 @@ class WindowedClassificationDecoder:
             self._windows[cells] = hann_window(side, side, zero_edges=True).reshape(-1)
         return self._windows[cells]
 
-    def __call__(self, outputs: Outputs) -> Decoded:
+    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         scores = sigmoid(_first(outputs, self.cls_name).reshape(-1))
         boxes = _first(outputs, self.box_name).reshape(-1, 4)
         if boxes.shape[0] != scores.shape[0]:
             raise ValueError(f"{boxes.shape[0]} boxes for {scores.shape[0]} scores")
-        ranking = scores
-        if self.use_window:
+        penalty = _penalty(boxes[:, 2], boxes[:, 3], prior, self.scale_penalty)
+        ranking = scores * penalty
+        if self.use_window and window:
             influence = self.window_influence
-            ranking = scores * (1.0 - influence) + self._window(scores.shape[0]) * influence
+            ranking = ranking * (1.0 - influence) + self._window(scores.shape[0]) * influence
         best = int(np.argmax(ranking))
         cx, cy, w, h = (float(v) for v in boxes[best])
-        return Decoded(box=(cx, cy, w, h), score=float(scores[best]))
+        return Decoded(box=(cx, cy, w, h), score=float(scores[best]), penalty=penalty[best])
 
 
 # -- MixFormerV2 ----------------------------------------------------------------------------
@@ -182,7 +201,7 @@ class DistributionDecoder:
     def __init__(self, card: ModelCard) -> None:
         self.box_name, self.score_name = card.output_names[:2]
 
-    def __call__(self, outputs: Outputs) -> Decoded:
+    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         logits = _first(outputs, self.box_name)  # (4, B)
         if logits.ndim != 2 or logits.shape[0] != 4:
             raise ValueError(
@@ -204,6 +223,7 @@ class CenterDecoder:
     def __init__(self, card: ModelCard) -> None:
         self.score_name, self.offset_name, self.size_name = card.output_names[:3]
         self.use_window = bool(card.hann_window)
+        self.scale_penalty = float(card.scale_penalty)
         self._windows: Dict[Tuple[int, int], np.ndarray] = {}
 
     def _window(self, height: int, width: int) -> np.ndarray:
@@ -212,23 +232,26 @@ class CenterDecoder:
             self._windows[key] = hann_window(height, width, zero_edges=False)
         return self._windows[key]
 
-    def __call__(self, outputs: Outputs) -> Decoded:
+    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         score_map = sigmoid(_first(outputs, self.score_name)[0])  # (H, W)
         offsets = _first(outputs, self.offset_name)  # (2, H, W)
         sizes = _first(outputs, self.size_name)  # (2, H, W)
         height, width = score_map.shape
-        ranking = score_map * self._window(height, width) if self.use_window else score_map
+        penalty = _penalty(sizes[0], sizes[1], prior, self.scale_penalty)
+        ranking = score_map * penalty
+        if self.use_window and window:
+            ranking = ranking * self._window(height, width)
         iy, ix = np.unravel_index(int(np.argmax(ranking)), (height, width))
         cx = (ix + float(offsets[0, iy, ix])) / width
         cy = (iy + float(offsets[1, iy, ix])) / height
         w = float(sizes[0, iy, ix])
         h = float(sizes[1, iy, ix])
-        return Decoded(box=(cx, cy, w, h), score=float(score_map[iy, ix]))
+        return Decoded(box=(cx, cy, w, h), score=float(score_map[iy, ix]), penalty=penalty[iy, ix])
 
 
 # -- selection ------------------------------------------------------------------------------
 
-_DECODERS: Dict[str, Callable[[ModelCard], Callable[[Outputs], Decoded]]] = {
+_DECODERS: Dict[str, Callable[[ModelCard], Callable[..., Decoded]]] = {
     "hit": CornerDecoder,
     "hcat": WindowedClassificationDecoder,
     "mixformerv2": DistributionDecoder,
@@ -236,7 +259,7 @@ _DECODERS: Dict[str, Callable[[ModelCard], Callable[[Outputs], Decoded]]] = {
 }
 
 
-def make_decoder(card: ModelCard) -> Callable[[Outputs], Decoded]:
+def make_decoder(card: ModelCard) -> Callable[..., Decoded]:
     """The decoder for ``card.family``."""
     if card.family not in _DECODERS:
         raise KeyError(f"no decoder for family {card.family!r}; known: {sorted(_DECODERS)}")

@@ -11,6 +11,12 @@ search region (``card.search_factor`` times the previous box's geometric-mean si
 cropped, run through ``backend.run_search`` and decoded; the box is mapped back to the image
 and clipped the way the family's reference tracker does. MixFormerV2 also swaps in an online
 template at a fixed interval, chosen by its score head.
+
+Cards may also ask for the box policy of runtime.motion_prior: a penalty on candidates that
+change size or aspect (``scale_penalty``), a size that follows the estimate gradually
+(``size_lr``), and, after ``redetect_after`` weak frames in a row, a search for the lost
+target over the whole image, one crop per frame (alternately where it was last seen and the
+next region of a scan), until a candidate is confident again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from ros_tracker.runtime.box_validation import require_initial_box
 from ros_tracker.runtime.boxes import Box, clamp_centre, clip_with_margin, intersect_image
 from ros_tracker.runtime.crops import CropPreprocessor
 from ros_tracker.runtime.decoders import make_decoder
+from ros_tracker.runtime.motion_prior import TileScan, smoothed_size
+from ros_tracker.runtime.target_state import TargetState, TargetStateMachine
 from ros_tracker.zoo.card import ModelCard
 
 STAGES = ("preprocess", "inference", "postprocess")
@@ -43,6 +51,13 @@ class TrackResult:
     box: Box
     score: float  # confidence in [0, 1]
     timings: Dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    searching: bool = False  # this frame looked for a lost target away from its last box
+
+
+def _resized(box: Box, size: Tuple[float, float]) -> Box:
+    """``box`` with the same centre and the given (w, h)."""
+    cx, cy = box[0] + 0.5 * box[2], box[1] + 0.5 * box[3]
+    return cx - 0.5 * size[0], cy - 0.5 * size[1], size[0], size[1]
 
 
 def check_image(image: np.ndarray) -> Tuple[int, int]:
@@ -124,7 +139,13 @@ class Tracker:
                 card.template_update_interval, card.template_update_threshold
             )
         self._box: Optional[Box] = None
+        self._template_box: Optional[np.ndarray] = None  # (1, 4) for card.template_box_input
         self._frame_index = 0
+        # Search for a lost target (card.redetect_after): weak frames, last believed box, scan.
+        self._weak = TargetStateMachine(card.redetect_threshold, max(card.redetect_after, 1))
+        self._last_good: Optional[Box] = None
+        self._scan: Optional[TileScan] = None
+        self._scan_step = 0
 
     # -- properties ---------------------------------------------------------------------
 
@@ -162,10 +183,14 @@ class Tracker:
         width, height = check_image(image)
         start_box = require_initial_box(box, (width, height))
         template = self._crop_template(image, start_box)
+        self._template_box = self._box_in_template(start_box)
         if self._online is not None:
             self._online.start(template)
         self._send_templates(template)
         self._box = start_box
+        self._last_good = start_box
+        self._scan = None
+        self._weak.start()
         self._frame_index = 0
 
     def track(self, image: np.ndarray) -> TrackResult:
@@ -174,18 +199,29 @@ class Tracker:
             raise RuntimeError("track() called before initialize()")
         width, height = check_image(image)
         timings = dict.fromkeys(STAGES, 0.0)
+        searching = self._weak.state == TargetState.LOST
+        around = self._scan_region(width, height) if searching else self._box
 
         start = time.perf_counter()
-        search, region = self._search_input(image, self._box)
+        search, region = self._search_input(image, around)
         after_crop = time.perf_counter()
         outputs = self.backend.run_search(search)
         after_inference = time.perf_counter()
-        decoded = self.decode(outputs)
+        prior = (around[2] / region.side, around[3] / region.side)
+        decoded = self.decode(outputs, prior=prior, window=not searching)
         estimate = region.box_to_image(*decoded.box)
         score = min(max(float(decoded.score), 0.0), 1.0)
         if not all(math.isfinite(v) for v in estimate + (score,)):
             # A broken output (NaN/inf) must not poison the state: keep the last box.
             estimate, score = self._box, 0.0
+        elif self.card.size_lr > 0.0:
+            estimate = _resized(
+                estimate,
+                smoothed_size(
+                    around[2:], estimate[2:], self.card.size_lr * decoded.penalty * score
+                ),
+            )
+        estimate = self._follow(estimate, score, searching)
         if self._clip_centre:
             self._box = clamp_centre(estimate, width, height)
             reported = intersect_image(self._box, width, height)
@@ -201,12 +237,14 @@ class Tracker:
         if self._online is not None:
             self._update_online_template(image, score, timings)
         box = (float(reported[0]), float(reported[1]), float(reported[2]), float(reported[3]))
-        return TrackResult(box=box, score=score, timings=timings)
+        return TrackResult(box=box, score=score, timings=timings, searching=searching)
 
     def reset(self) -> None:
         """Forget the target (the backend keeps its stale template until re-initialised)."""
         self._box = None
         self._frame_index = 0
+        self._weak.reset()
+        self._scan = None
         if self._online is not None:
             self._online = OnlineTemplate(self._online.interval, self._online.threshold)
 
@@ -216,9 +254,51 @@ class Tracker:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _follow(self, estimate: Box, score: float, searching: bool) -> Box:
+        """The box to believe after this frame, and the weak-frame bookkeeping that starts or
+        ends the search for a lost target (card.redetect_after; off when 0)."""
+        if self.card.redetect_after <= 0:
+            return estimate
+        state = self._weak.update(score)
+        if state == TargetState.TRACKING:
+            if score >= self._weak.lost_threshold:
+                self._last_good = estimate
+            self._scan = None
+            return estimate
+        if not searching:  # the target has just been lost: look from where it was last good
+            self._scan = None
+        # while searching, a weak candidate is not the target: stay where it was last seen
+        return self._last_good if self._last_good is not None else estimate
+
+    def _scan_region(self, width: int, height: int) -> Box:
+        """Where to look for a lost target this frame: every other frame where it was last
+        seen, in between the next region of a scan of the whole image (at its last size)."""
+        last = self._last_good if self._last_good is not None else self._box
+        assert last is not None
+        x, y, w, h = last
+        if self._scan is None:
+            side = self.card.search_factor * math.sqrt(w * h)
+            self._scan = TileScan(width, height, side, (x + 0.5 * w, y + 0.5 * h))
+            self._scan_step = 0
+        self._scan_step += 1
+        if self._scan_step % 2 == 1:
+            return last
+        cx, cy = self._scan.next()
+        return cx - 0.5 * w, cy - 0.5 * h, w, h
+
     def _crop_template(self, image: np.ndarray, box: Box) -> np.ndarray:
         tensor, _ = self._template_input(image, box)
         return tensor.copy()  # the preprocessor's buffer is reused by the next crop
+
+    def _box_in_template(self, box: Box) -> Optional[np.ndarray]:
+        """The box in the initial template crop's coordinates (x1, y1, x2, y2), where the
+        network takes it."""
+        if not self.card.template_box_input:
+            return None
+        region = self._template_input.region(box)
+        x1, y1 = region.to_crop(box[0], box[1])
+        x2, y2 = region.to_crop(box[0] + box[2], box[1] + box[3])
+        return np.array([[x1, y1, x2, y2]], dtype=np.float32)
 
     def _send_templates(self, template: np.ndarray) -> None:
         names = self.card.template_input_names
@@ -226,6 +306,9 @@ class Tracker:
         for name in names[1:]:
             online = self._online.current if self._online is not None else None
             inputs[name] = online if online is not None else template
+        if self.card.template_box_input:
+            assert self._template_box is not None
+            inputs[self.card.template_box_input] = self._template_box
         self.backend.set_template(inputs)
 
     def _update_online_template(
