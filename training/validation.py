@@ -76,7 +76,8 @@ def _truncate(sequence: Sequence, frames: int) -> Sequence:
 def validate(
     network: torch.nn.Module, sets: List[Tuple[str, List[Sequence]]], device: str = "cpu"
 ) -> Dict[str, float]:
-    """Metrics (auc, precision, norm_precision, ao, sr50, sr75) averaged over the sets."""
+    """Metrics (auc, precision, norm_precision, ao, sr50, sr75, false_tracking) averaged over
+    the sets."""
     was_training = network.training
     backend = TorchBackend(network.card, network, device=device)
     tracker = Tracker(network.card, backend)
@@ -86,21 +87,27 @@ def validate(
             protocol = PROTOCOLS[layout]
             scores = []
             for sequence in sequences:
-                boxes, times = run_sequence(tracker, sequence)
+                boxes, _, confidences = run_sequence(tracker, sequence)
                 size = sequence.image_size
                 if size is None and protocol.clip_to_image:
                     height, width = read_image(sequence.frames[0]).shape[:2]
                     size = (width, height)
                 scores.append(
                     score_sequence(
-                        sequence.name, boxes, sequence.ground_truth, protocol, sequence.absent, size
+                        sequence.name,
+                        boxes,
+                        sequence.ground_truth,
+                        protocol,
+                        sequence.absent,
+                        size,
+                        confidences=confidences,
                     )
                 )
             summaries.append(summarize(scores, protocol))
     finally:
         network.train(was_training)
     metrics: Dict[str, float] = {}
-    for key in ("auc", "precision", "norm_precision", "ao", "sr50", "sr75"):
+    for key in ("auc", "precision", "norm_precision", "ao", "sr50", "sr75", "false_tracking"):
         values = [getattr(s, key) for s in summaries]
         values = [v for v in values if np.isfinite(v)]
         metrics[key] = float(np.mean(values)) if values else float("nan")

@@ -23,6 +23,11 @@ Which frames count, per benchmark (``PROTOCOLS``):
   image first (got10k's ExperimentGOT10k).
 Speed: got10k's OTB report averages each sequence's mean of 1/t over the sequences; its
 GOT-10k report pools 1/t over all frames. Times of zero or less are ignored.
+
+Where the tracker's confidence per frame is known, ``false_tracking`` is the share of the
+pooled frames (as AO) that claim TRACKING (confidence >= CLAIM_THRESHOLD, the node's default
+``lost_threshold``) while the box overlaps the ground truth by less than IoU 0.1: how often a
+robot would follow something that is not the target.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ CENTRE_THRESHOLDS = np.arange(0, 51, dtype=np.float64)  # pixels
 NORM_THRESHOLDS = np.arange(0, 51, dtype=np.float64) / 100.0
 PRECISION_INDEX = 20  # CENTRE_THRESHOLDS[20] == 20 px
 NORM_PRECISION_INDEX = 20  # NORM_THRESHOLDS[20] == 0.2
-METRIC_NAMES = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75", "fps")
+METRIC_NAMES = ("auc", "precision", "norm_precision", "ao", "sr50", "sr75", "fps")  # INTERFACE
+# A frame "claims TRACKING" when its confidence is at least the node's default lost_threshold;
+# a false claim is one whose box overlaps the ground truth by less than FALSE_CLAIM_IOU.
+CLAIM_THRESHOLD = 0.3
+FALSE_CLAIM_IOU = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class SequenceScore:
     pooled_ious: np.ndarray  # IoUs of the counted frames after the first (AO, SR)
     times: np.ndarray  # positive per-frame times in seconds
     attributes: List[str] = field(default_factory=list)
+    false_claims: Optional[np.ndarray] = None  # per pooled frame, where confidences are known
 
     @property
     def auc(self) -> float:
@@ -140,6 +150,7 @@ def score_sequence(
     image_size: Optional[Tuple[float, float]] = None,
     times: Optional[Sequence[float]] = None,
     attributes: Optional[List[str]] = None,
+    confidences: Optional[Sequence[float]] = None,
 ) -> Optional[SequenceScore]:
     """Scores of one sequence, or None when no frame counts (all absent, say)."""
     pred = np.array(pred, dtype=np.float64).reshape(-1, 4)
@@ -184,6 +195,15 @@ def score_sequence(
     after_first[0] = False
     pooled = ious[after_first[counted]]
     pooled = np.where(np.isfinite(pooled) & (pooled > 0), pooled, 0.0)
+    false_claims = None
+    if confidences is not None:
+        confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
+        if len(confidences) != len(gt):
+            raise ValueError(
+                f"sequence {name}: {len(confidences)} confidences for {len(gt)} frames"
+            )
+        claimed = confidences[after_first] >= CLAIM_THRESHOLD
+        false_claims = claimed & (pooled < FALSE_CLAIM_IOU)
     return SequenceScore(
         name,
         int(counted.sum()),
@@ -193,6 +213,7 @@ def score_sequence(
         pooled,
         _valid_times(times),
         list(attributes or []),
+        false_claims,
     )
 
 
@@ -212,11 +233,12 @@ class Summary:
     success_curve: np.ndarray
     precision_curve: np.ndarray
     norm_precision_curve: np.ndarray
+    false_tracking: float = float("nan")
 
-    def metrics(self) -> Dict[str, Optional[float]]:
-        """The INTERFACE's eval metrics; NaN (nothing to measure) becomes None."""
+    def metrics(self, names: Sequence[str] = METRIC_NAMES) -> Dict[str, Optional[float]]:
+        """The INTERFACE's eval metrics (or ``names``); NaN (nothing to measure) becomes None."""
         out: Dict[str, Optional[float]] = {}
-        for key in METRIC_NAMES:
+        for key in names:
             value = float(getattr(self, key))
             out[key] = value if np.isfinite(value) else None
         return out
@@ -251,6 +273,8 @@ def summarize(scores: Iterable[SequenceScore], protocol: Protocol) -> Summary:
     pooled = np.concatenate([s.pooled_ious for s in scores])
     fps = mean_fps([s.times for s in scores], protocol)
     nan = float("nan")
+    claims = [s.false_claims for s in scores if s.false_claims is not None]
+    claims_known = len(claims) == len(scores) and sum(len(c) for c in claims) > 0
     return Summary(
         sequences=len(scores),
         auc=float(np.mean(success)),
@@ -263,6 +287,7 @@ def summarize(scores: Iterable[SequenceScore], protocol: Protocol) -> Summary:
         success_curve=success,
         precision_curve=precision,
         norm_precision_curve=norm_precision,
+        false_tracking=float(np.mean(np.concatenate(claims))) if claims_known else nan,
     )
 
 

@@ -26,7 +26,7 @@ from ros_tracker.evaluation.metrics import (
     summarize_by_attribute,
 )
 from ros_tracker.evaluation.readers import Dataset
-from ros_tracker.evaluation.runner import read_image, read_results
+from ros_tracker.evaluation.runner import read_image, read_results, read_scores
 
 COMPOSITE_NOTE = "sequences composed from real images and videos; not a benchmark score"
 
@@ -38,6 +38,7 @@ _TABLE_COLUMNS = (
     ("SR0.5", "sr50"),
     ("SR0.75", "sr75"),
     ("fps", "fps"),
+    ("FT", "false_tracking"),
 )
 
 
@@ -67,6 +68,7 @@ def score_tracker(dataset: Dataset, result_dir: str, name: str) -> TrackerReport
     all_times = []
     for sequence in dataset.sequences:
         boxes, times = read_results(result_dir, sequence.name)
+        confidences = read_scores(result_dir, sequence.name)
         all_times.append(times)
         if not sequence.has_full_ground_truth:
             continue  # a test split: results are for the benchmark's server
@@ -83,6 +85,7 @@ def score_tracker(dataset: Dataset, result_dir: str, name: str) -> TrackerReport
             image_size=image_size,
             times=times,
             attributes=sequence.attributes,
+            confidences=confidences,
         )
         if score is not None:
             scores.append(score)
@@ -110,6 +113,7 @@ def report_dict(dataset: Dataset, reports: List[TrackerReport]) -> Dict[str, Any
     for report in reports:
         trackers[report.name] = {
             "metrics": report.summary.metrics(),
+            "false_tracking": _number(report.summary.false_tracking),
             "sequences_scored": report.summary.sequences,
             "curves": {
                 "iou_thresholds": IOU_THRESHOLDS.tolist(),
@@ -162,9 +166,13 @@ def format_table(dataset: Dataset, reports: List[TrackerReport]) -> str:
     lines = [f"Results on {dataset_title(dataset)}: {len(dataset.sequences)} sequences"]
     rows = [["tracker"] + [label for label, _ in _TABLE_COLUMNS]]
     for report in ordered:
-        values = report.summary.metrics()
+        values = report.summary.metrics([key for _, key in _TABLE_COLUMNS])
         rows.append([report.name] + [_cell(values[key], key) for _, key in _TABLE_COLUMNS])
     lines.extend(_render(rows))
+    lines.append(
+        "FT: share of frames that claim TRACKING (confidence >= 0.3) with IoU < 0.1 "
+        "(- where the tracker reports no confidence)"
+    )
     if not dataset.has_ground_truth:
         lines.append(
             "(no public ground truth beyond the first box in this split: only speed is "

@@ -8,8 +8,9 @@ pass, never re-initialised. Times are wall-clock per call (initialisation for th
 frame), image decoding excluded.
 
 Results per sequence, in the benchmarks' own format: ``<dir>/<sequence>.txt`` with one
-``x,y,w,h`` line per frame (the first line the given box) and ``<dir>/<sequence>_time.txt``
-with one time in seconds per frame. Both are written to temporary names and renamed, the box
+``x,y,w,h`` line per frame (the first line the given box), ``<dir>/<sequence>_time.txt``
+with one time in seconds per frame and ``<dir>/<sequence>_score.txt`` with the tracker's
+confidence per frame (1 for the first). Both are written to temporary names and renamed, the box
 file last, so a finished sequence is exactly one whose box file exists with one line per
 frame; a rerun skips those (resume after an interruption). ``<dir>/run.json`` names the
 tracker, so results of another tracker or backend are never mixed in.
@@ -26,7 +27,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -54,6 +55,7 @@ class TrackerSpec:
     precision: str = "fp32"
     threads: Optional[int] = None
     engine_cache_dir: Optional[str] = None
+    box_policy: str = "card"  # runtime.box_policy
 
     @property
     def is_peer(self) -> bool:
@@ -76,6 +78,9 @@ class TrackerSpec:
         data.pop("engine_cache_dir")
         if self.is_peer:
             data.update(backend="opencv", device="cpu", precision="fp32")
+            data.pop("box_policy")
+        elif self.box_policy in ("", "card"):
+            data.pop("box_policy")  # results written before the policy existed stay valid
         return data
 
     def build(self) -> SequenceTracker:
@@ -94,6 +99,7 @@ class TrackerSpec:
             precision=self.precision,
             threads=self.threads,
             engine_cache_dir=self.engine_cache_dir,
+            box_policy=self.box_policy,
         )
 
 
@@ -115,17 +121,34 @@ def _box_of(result: Any) -> Tuple[float, float, float, float]:
     return (x, y, w, h)
 
 
+def _score_of(result: Any) -> float:
+    """The confidence of a track() result (NaN for a bare box)."""
+    score = getattr(result, "score", None)
+    if score is None and isinstance(result, tuple) and len(result) == 2:
+        score = result[1]
+    return float("nan") if score is None else float(score)
+
+
+class SequenceRun(NamedTuple):
+    """One pass over a sequence: boxes (N, 4), per-frame seconds (N,), confidences (N,)."""
+
+    boxes: np.ndarray
+    times: np.ndarray
+    scores: np.ndarray
+
+
 def run_sequence(
     tracker: SequenceTracker,
     sequence: Sequence,
     on_frame: Optional[Callable[[], None]] = None,
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Boxes (N, 4) and per-frame seconds (N,) of one pass over ``sequence``."""
+) -> SequenceRun:
+    """Boxes, per-frame seconds and confidences (1 on the first frame) of one pass."""
     box = sequence.initial_box
     if not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"sequence {sequence.name}: first ground-truth box is invalid: {box}")
     boxes = np.zeros((len(sequence), 4), dtype=np.float64)
     times = np.zeros(len(sequence), dtype=np.float64)
+    scores = np.ones(len(sequence), dtype=np.float64)
     image = read_image(sequence.frames[0])
     start = time.perf_counter()
     tracker.initialize(image, box)
@@ -139,14 +162,19 @@ def run_sequence(
         result = tracker.track(image)
         times[index] = time.perf_counter() - start
         boxes[index] = _box_of(result)
+        scores[index] = _score_of(result)
         if on_frame is not None:
             on_frame()
-    return boxes, times
+    return SequenceRun(boxes, times, scores)
 
 
 # ---------------------------------------------------------------------------------- files
 def result_paths(out_dir: str, name: str) -> Tuple[str, str]:
     return os.path.join(out_dir, name + ".txt"), os.path.join(out_dir, name + "_time.txt")
+
+
+def score_path(out_dir: str, name: str) -> str:
+    return os.path.join(out_dir, name + "_score.txt")
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -156,10 +184,18 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(partial, path)
 
 
-def write_results(out_dir: str, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
+def write_results(
+    out_dir: str,
+    name: str,
+    boxes: np.ndarray,
+    times: np.ndarray,
+    scores: Optional[np.ndarray] = None,
+) -> None:
     os.makedirs(out_dir, exist_ok=True)
     box_path, time_path = result_paths(out_dir, name)
     _write_atomic(time_path, "".join(f"{t:.8f}\n" for t in times))
+    if scores is not None:
+        _write_atomic(score_path(out_dir, name), "".join(f"{v:.5f}\n" for v in scores))
     _write_atomic(box_path, "".join(",".join(f"{v:.3f}" for v in b) + "\n" for b in boxes))
 
 
@@ -172,6 +208,16 @@ def read_results(out_dir: str, name: str) -> Tuple[np.ndarray, Optional[np.ndarr
         with open(time_path, encoding="utf-8") as handle:
             times = np.asarray([float(v) for v in handle.read().split()], dtype=np.float64)
     return boxes, times
+
+
+def read_scores(out_dir: str, name: str) -> Optional[np.ndarray]:
+    """The confidences of a result, None where none were recorded (or a bare-box tracker)."""
+    path = score_path(out_dir, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        values = np.asarray([float(v) for v in handle.read().split()], dtype=np.float64)
+    return None if np.isnan(values[1:]).all() else values
 
 
 def is_finished(out_dir: str, sequence: Sequence) -> bool:
@@ -216,8 +262,7 @@ def _init_worker(spec: TrackerSpec) -> None:
 def _run_in_worker(job: Tuple[Sequence, str]) -> Tuple[str, int]:
     sequence, out_dir = job
     assert _WORKER_TRACKER is not None
-    boxes, times = run_sequence(_WORKER_TRACKER, sequence)
-    write_results(out_dir, sequence.name, boxes, times)
+    write_results(out_dir, sequence.name, *run_sequence(_WORKER_TRACKER, sequence))
     return sequence.name, len(sequence)
 
 
@@ -249,8 +294,8 @@ def run_tracker(
         if workers == 1:
             tracker = spec.build()
             for sequence in todo:
-                boxes, times = run_sequence(tracker, sequence, on_frame=lambda: bar.update(1))
-                write_results(out_dir, sequence.name, boxes, times)
+                run = run_sequence(tracker, sequence, on_frame=lambda: bar.update(1))
+                write_results(out_dir, sequence.name, *run)
         else:
             context = multiprocessing.get_context("spawn")
             with context.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:

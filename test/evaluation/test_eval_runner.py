@@ -95,10 +95,11 @@ class _Constant:
 
 def test_run_sequence_accepts_any_initialize_track_object(otb):
     dataset, truth = otb
-    boxes, times = run_sequence(_Constant(), dataset.sequences[0])
+    boxes, times, scores = run_sequence(_Constant(), dataset.sequences[0])
     np.testing.assert_array_equal(boxes[0], truth[0][0])
     np.testing.assert_array_equal(boxes[1:], [[1, 2, 3, 4]] * 5)
     assert times.shape == (6,)
+    assert scores[0] == 1.0 and np.isnan(scores[1:]).all()  # a bare box has no confidence
 
 
 def test_invalid_first_box_is_reported(otb):
