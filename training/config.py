@@ -48,8 +48,20 @@ DATASET_ENTRY: Dict[str, Field] = {
     "type": Field(
         "got10k",
         "str",
-        ("got10k", "lasot", "trackingnet", "otb", "uav123", "composite", "coco", "synthetic"),
-        doc="layout of the data on disk (synthetic: rendered scenes, no files)",
+        (
+            "got10k",
+            "lasot",
+            "trackingnet",
+            "otb",
+            "uav123",
+            "composite",
+            "coco",
+            "synthetic",
+            "photos",
+            "flow",
+        ),
+        doc="layout of the data on disk (synthetic: rendered scenes, no files; photos, flow: "
+        "the media cache of training.data.media, still-photo pairs and optical-flow tracks)",
     ),
     "root": _f("", "dataset root directory"),
     "split": _f("train", "split inside the root: train, val, test, or a list file name"),
@@ -60,6 +72,7 @@ DATASET_ENTRY: Dict[str, Field] = {
     "sequences": _f(0, "use only the first N sequences (0 = all)"),
     "frames": _f(60, "synthetic: frames per sequence"),
     "seed": _f(0, "synthetic: seed of the first sequence"),
+    "options": _f({}, "photos: training.data.photos.PhotoSettings fields"),
 }
 
 SCHEMA: Dict[str, Any] = {

@@ -10,6 +10,9 @@ loader workers or processes).
   frames away.
 * Image datasets (COCO): template and search come from the same image and object; the crops'
   jitter and augmentation make them differ.
+* Photo datasets (``training.data.photos``): the dataset's pair maker chooses a target region
+  of the photo and renders the search frame as the photo after target motion, appearance
+  change, occlusion and distractors.
 * Negative pairs (MixFormerV2's score head): the search frame is a frame of another item, so
   the template's target is absent from it (label 0).
 """
@@ -42,6 +45,10 @@ class PairDraw:
     search: FrameRef
     positive: bool
     dataset: str
+
+
+def _ref(source: Any, box: Sequence[float]) -> FrameRef:
+    return FrameRef(source, 0, tuple(float(v) for v in box))
 
 
 def _frame(item: Any, index: int) -> FrameRef:
@@ -88,6 +95,10 @@ class PairSampler:
                 _frame(item, int(rng.choice(window))) for _ in range(self.num_templates - 1)
             ]
             search = _frame(item, int(rng.choice(window)))
+        elif dataset.kind == "photo":
+            drawn, (source, box) = dataset.pairs.draw(rng, item, self.num_templates)
+            templates = [_ref(frame_source, b) for frame_source, b in drawn]
+            search = _ref(source, box)
         else:
             templates = [_frame(item, 0) for _ in range(self.num_templates)]
             search = _frame(item, 0)
@@ -106,5 +117,7 @@ class PairSampler:
                 if visible.size == 0:
                     continue
                 return _frame(item, int(rng.choice(visible)))
+            if dataset.kind == "photo":
+                return _ref(*dataset.pairs.random_frame(rng, item))
             return _frame(item, 0)
         raise LookupError("could not find a frame of another item for a negative pair")

@@ -153,11 +153,12 @@ class SourceDataset:
     """One configured dataset: its items (videos or image objects) and sampling settings."""
 
     name: str
-    kind: str  # "video" | "image"
+    kind: str  # "video" | "image" | "photo"
     items: List[Any]
     weight: float = 1.0
     max_gap: Optional[int] = None
     info: Dict[str, Any] = field(default_factory=dict)
+    pairs: Any = None  # "photo": the pair maker (training.data.photos.PhotoPairs)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -227,6 +228,63 @@ def read_coco(
     return items
 
 
+def read_photos(root: str, limit: int = 0) -> List[Any]:
+    """The photos of a media cache (``training.data.media``) with their object proposals."""
+    from training.data.photos import Photo
+
+    path = os.path.join(root, "manifest.json")
+    if not os.path.isfile(path):
+        raise DataError(
+            f"no media manifest at {path}: build it with `python -m training.data.media build "
+            f"--root {root}`"
+        )
+    with open(path, encoding="utf-8") as handle:
+        entries = json.load(handle)["photos"]
+    photos = [
+        Photo(
+            path=os.path.join(root, entry["path"]),
+            width=int(entry["width"]),
+            height=int(entry["height"]),
+            proposals=np.asarray(entry["proposals"], dtype=np.float64).reshape(-1, 4),
+            name=entry["path"],
+        )
+        for entry in entries
+    ]
+    if limit:
+        photos = photos[:limit]
+    if not photos:
+        raise DataError(f"the media cache {root} has no photos")
+    return photos
+
+
+def read_flow(root: str, limit: int = 0) -> List[VideoSequence]:
+    """One sequence per optical-flow track of the media cache (``training.data.flow_tracks``)."""
+    folder = os.path.join(root, "flow")
+    files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    files = [f for f in files if f.endswith(".json")]
+    if not files:
+        raise DataError(
+            f"no flow tracks in {folder}: build them with `python -m training.data.flow_tracks "
+            f"build --root {root}`"
+        )
+    sequences: List[VideoSequence] = []
+    for name in files:
+        with open(os.path.join(folder, name), encoding="utf-8") as handle:
+            clip = json.load(handle)
+        pattern = os.path.join(root, clip["frames"])
+        for number, track in enumerate(clip["tracks"]):
+            boxes = np.asarray(track["boxes"], dtype=np.float64).reshape(-1, 4)
+            first = int(track["start"]) + 1  # frame files are numbered from 1
+            frames = [pattern % (first + k) for k in range(len(boxes))]
+            visible = np.ones(len(boxes), dtype=bool)
+            sequences.append(FileSequence(f"{clip['clip']}-{number}", frames, boxes, visible))
+            if 0 < limit <= len(sequences):
+                return sequences
+    if not sequences:
+        raise DataError(f"the flow tracks in {folder} are empty")
+    return sequences
+
+
 def read_synthetic(seed: int, count: int, frames: int) -> List[VideoSequence]:
     return [SyntheticSequence(seed + i, frames) for i in range(max(count, 1))]
 
@@ -247,6 +305,10 @@ def load_dataset(entry: Dict[str, Any], min_side: float = 4.0) -> SourceDataset:
         )
     elif kind == "synthetic":
         items = read_synthetic(int(entry.get("seed", 0)), count or 8, int(entry.get("frames", 60)))
+    elif kind == "photos":
+        return _photo_dataset(entry, root, count)
+    elif kind == "flow":
+        items = read_flow(root, count)
     else:
         raise DataError(f"unknown dataset type {kind!r}")
     return SourceDataset(
@@ -255,4 +317,21 @@ def load_dataset(entry: Dict[str, Any], min_side: float = 4.0) -> SourceDataset:
         items=list(items),
         weight=float(entry.get("weight", 1.0)),
         max_gap=entry.get("max_gap"),
+    )
+
+
+def _photo_dataset(entry: Dict[str, Any], root: str, count: int) -> SourceDataset:
+    from training.data.photos import PhotoPairs, PhotoSettings
+
+    try:
+        settings = PhotoSettings(**entry.get("options", {}))
+    except TypeError as error:
+        raise DataError(f"photos options: {error}") from None
+    photos = read_photos(root, count)
+    return SourceDataset(
+        name=f"photos:{root}",
+        kind="photo",
+        items=photos,
+        weight=float(entry.get("weight", 1.0)),
+        pairs=PhotoPairs(photos, settings),
     )
