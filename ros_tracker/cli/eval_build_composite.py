@@ -59,6 +59,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--assets-dir", default=defaults.assets_dir, help="where fetched videos are kept"
     )
     parser.add_argument("--vtest", default=None, help="an existing vtest.avi (skips apt-get)")
+    parser.add_argument(
+        "--aspect-spread",
+        type=float,
+        default=defaults.aspect_spread,
+        help="stretch each target's aspect by up to this factor (1: as photographed)",
+    )
+    parser.add_argument(
+        "--size-range",
+        type=_fractions,
+        default=defaults.size_range,
+        help="LOW,HIGH: target height as a fraction of the frame's (default 0.18,0.28)",
+    )
+
+
+def _fractions(text: str):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+    if not 0.0 < low <= high < 1.0:
+        raise argparse.ArgumentTypeError(f"need 0 < LOW <= HIGH < 1, got {text!r}")
+    return (low, high)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         assets_dir=args.assets_dir,
         vtest_path=args.vtest,
+        aspect_spread=args.aspect_spread,
+        size_range=tuple(args.size_range),
     )
     try:
         names = build_composite(

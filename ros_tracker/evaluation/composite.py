@@ -122,6 +122,11 @@ class CompositeConfig:
     assets_dir: str = os.path.join("build", "composite_assets")
     vtest_path: Optional[str] = None  # an existing vtest.avi instead of fetching opencv-doc
     jpeg_quality: int = 90
+    # Target shape and size: each target's aspect is its photo region's times a factor drawn
+    # log-uniformly from [1 / aspect_spread, aspect_spread] (kept within 1:4 to 4:1), and
+    # its height a fraction of the frame's drawn from size_range (sequences without "small").
+    aspect_spread: float = 1.0
+    size_range: Tuple[float, float] = (0.18, 0.28)
 
 
 @dataclass
@@ -359,6 +364,7 @@ def plan_track(
     aspect: float,
     frames: int,
     trajectories: Dict[str, np.ndarray],
+    size_range: Tuple[float, float] = (0.18, 0.28),
 ) -> Track:
     width, height = size
     attrs = set(plan.attributes)
@@ -366,7 +372,7 @@ def plan_track(
     if "small" in attrs:
         base_h = rng.uniform(16.0, 24.0)
     else:
-        base_h = height * rng.uniform(0.18, 0.28)
+        base_h = height * rng.uniform(*size_range)
     base_h = min(base_h, 0.45 * height, 0.45 * width / aspect)
     scale = _scale_curve(rng, frames, "scale" in attrs)
 
@@ -582,18 +588,34 @@ def _distractor_box(distractor: _Distractor, index: int, box, size: Tuple[int, i
     return (cx - dw / 2, cy - dh / 2, dw, dh)
 
 
+def reshape_target(rng: np.random.Generator, patch: np.ndarray, spread: float) -> np.ndarray:
+    """``patch`` stretched to its aspect times a log-uniform factor in [1/spread, spread],
+    the result kept within 1:4 to 4:1 (spread 1: unchanged, no random draw)."""
+    if spread <= 1.0:
+        return patch
+    natural = patch.shape[1] / patch.shape[0]
+    factor = math.exp(rng.uniform(-math.log(spread), math.log(spread)))
+    aspect = min(max(natural * factor, 0.25), 4.0)
+    area = patch.shape[0] * patch.shape[1]
+    height = max(8, int(round(math.sqrt(area / aspect))))
+    width = max(8, int(round(height * aspect)))
+    return cv2.resize(patch, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def render_sequence(
     plan: SequencePlan,
     background: VideoBackground,
     frames: int,
     trajectories: Dict[str, np.ndarray],
+    aspect_spread: float = 1.0,
+    size_range: Tuple[float, float] = (0.18, 0.28),
 ) -> Tuple[List[np.ndarray], np.ndarray]:
     """The images and the (frames, 4) ground truth of one planned sequence."""
     rng = np.random.default_rng(plan.seed)
-    patch = load_target(plan.target)
+    patch = reshape_target(rng, load_target(plan.target), aspect_spread)
     aspect = patch.shape[1] / patch.shape[0]
     size = background.size
-    track = plan_track(rng, plan, size, aspect, frames, trajectories)
+    track = plan_track(rng, plan, size, aspect, frames, trajectories, size_range)
     occluder = _make_occluder(rng, frames) if "occlusion" in plan.attributes else None
     distractor = _make_distractor(rng, patch) if "distractor" in plan.attributes else None
     clip = background.frames(plan.background_start, frames)
@@ -704,7 +726,14 @@ def build_composite(
     for plan in plans:
         if progress is not None:
             progress(plan.name)
-        images, truth = render_sequence(plan, videos[plan.background], config.frames, trajectories)
+        images, truth = render_sequence(
+            plan,
+            videos[plan.background],
+            config.frames,
+            trajectories,
+            config.aspect_spread,
+            tuple(config.size_range),
+        )
         seq_dir = os.path.join(out_dir, plan.name)
         image_dir = os.path.join(seq_dir, "img")
         if os.path.isdir(image_dir):
