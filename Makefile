@@ -42,7 +42,8 @@ train-data: setup
 	$(PY) -m training.data.flow_tracks build --root build/media
 	test -f build/composite_wide/split.json || $(VENV)/bin/ros-tracker eval-build-composite \
 		build/composite_wide --sequences 72 --frames 150 --seed 11 --test-fraction 0.15 \
-		--aspect-spread 3 --size-range 0.06,0.4
+		--aspect-spread 3 --size-range 0.06,0.4 \
+		--backgrounds bikes,bunny --smooth-paths
 
 train-default: train-data
 	$(ROS_ENV) $(VENV)/bin/ros-tracker train --config $(TRAIN_CONFIG) run.resume=auto $(TRAIN_ARGS)

@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stretch each target's aspect by up to this factor (1: as photographed)",
     )
     parser.add_argument(
+        "--smooth-paths",
+        action="store_true",
+        help="smooth random paths only (no replayed TUD pedestrian trajectories)",
+    )
+    parser.add_argument(
         "--size-range",
         type=_fractions,
         default=defaults.size_range,
@@ -97,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         vtest_path=args.vtest,
         aspect_spread=args.aspect_spread,
         size_range=tuple(args.size_range),
+        real_paths=not args.smooth_paths,
     )
     try:
         names = build_composite(

@@ -127,6 +127,9 @@ class CompositeConfig:
     # its height a fraction of the frame's drawn from size_range (sequences without "small").
     aspect_spread: float = 1.0
     size_range: Tuple[float, float] = (0.18, 0.28)
+    # Every other sequence replays a pedestrian trajectory of the TUD ground truth (a MOT
+    # benchmark's annotation); False: smooth random paths only (for training data).
+    real_paths: bool = True
 
 
 @dataclass
@@ -668,7 +671,7 @@ def plan_sequences(
         start = int(rng.integers(0, max(1, counts[background] - config.frames)))
         # Shifted every round of backgrounds, so that targets and backgrounds mix.
         target = targets[order[(index + index // len(config.backgrounds)) % len(targets)]]
-        if index % 2 == 0:
+        if index % 2 == 0 and track_names:
             motion = "mot:" + track_names[int(rng.integers(len(track_names)))]
         else:
             motion = "smooth"
@@ -719,7 +722,7 @@ def build_composite(
         name: VideoBackground(_background_path(name, config), config.max_size)
         for name in config.backgrounds
     }
-    trajectories = load_trajectories()
+    trajectories = load_trajectories() if config.real_paths else {}
     plans = plan_sequences(config, {n: v.count for n, v in videos.items()}, trajectories)
     os.makedirs(out_dir, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]

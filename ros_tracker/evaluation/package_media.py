@@ -13,9 +13,11 @@ import fnmatch
 import importlib.util
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from typing import Iterable, List, Sequence
 
 
@@ -126,3 +128,57 @@ def python_package_files(module: str, install_hint: str, patterns: Sequence[str]
     if not found:
         raise MediaFetchError(f"{module} has no file matching {list(patterns)} in {root}")
     return sorted(found)
+
+
+# Qt resource files (.rcc), as some Debian packages ship their pictures: a header "qres",
+# version, and the offsets of the tree, data and names sections. A tree entry is a name offset
+# and flags (1: zlib-compressed, 2: directory, 4: zstd); a directory then holds its child count
+# and first child index, a file its locale and data offset (22 bytes a node from version 2 on,
+# with a modification time). Data is a 4-byte size then the bytes; zlib data starts with the
+# 4-byte uncompressed size.
+_RCC_COMPRESSED, _RCC_DIRECTORY, _RCC_ZSTD = 1, 2, 4
+
+
+def qt_resource_files(path: str, dest: str, patterns: Sequence[str] = ("*",)) -> List[str]:
+    """Files of the Qt resource file ``path`` whose inner paths match ``patterns``, written
+    under ``dest`` (zstd-compressed entries are skipped: no decoder is required for them)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data[:4] != b"qres":
+        raise MediaFetchError(f"{path} is not a Qt resource file")
+    version, tree, payload, names = struct.unpack(">IIII", data[4:20])
+    node_size = 14 if version == 1 else 22
+
+    def name_at(offset: int) -> str:
+        (length,) = struct.unpack(">H", data[names + offset : names + offset + 2])
+        start = names + offset + 6  # length, then a 4-byte hash, then UTF-16 characters
+        return data[start : start + 2 * length].decode("utf-16-be")
+
+    written: List[str] = []
+    pending = [(0, "")]
+    while pending:
+        index, prefix = pending.pop()
+        node = tree + index * node_size
+        name_offset, flags = struct.unpack(">IH", data[node : node + 6])
+        name = name_at(name_offset) if index else ""
+        inner = f"{prefix}/{name}".lstrip("/")
+        if flags & _RCC_DIRECTORY:
+            count, first = struct.unpack(">II", data[node + 6 : node + 14])
+            pending.extend((first + k, inner) for k in range(count))
+            continue
+        if flags & _RCC_ZSTD or not _matches(inner, patterns):
+            continue
+        (offset,) = struct.unpack(">I", data[node + 10 : node + 14])
+        (size,) = struct.unpack(">I", data[payload + offset : payload + offset + 4])
+        body = data[payload + offset + 4 : payload + offset + 4 + size]
+        if flags & _RCC_COMPRESSED:
+            body = zlib.decompress(body[4:])
+        relative = os.path.normpath(inner)
+        if relative.startswith("..") or os.path.isabs(relative):
+            continue
+        target = os.path.join(dest, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(body)
+        written.append(target)
+    return sorted(written)

@@ -217,7 +217,12 @@ def test_full_size_model_exports_and_matches_pytorch(exports):
 
 
 def test_full_size_model_tracks_alike_in_both_backends(exports, real_image_frames):
-    """The full-size model, each tracker on its own from the first box (as on a robot)."""
+    """The full-size model, each tracker on its own from the first box (as on a robot): the
+    boxes stay together. An untrained network's confidence is no smooth function of the crop
+    (a 0.08 px shift of the box moved it by 2e-3 here), so the confidences are compared
+    frame by frame from the same box, where the difference is the backends' alone."""
     network, export = exports(FULL_SIZE_MODEL, full_size=True, informative=True)
     assert export.stages is not None  # ONNX Runtime runs ABTrack's per-block graphs
-    _assert_tracks_alike(*_track_both(network, export, real_image_frames, follow_torch=False))
+    free_boxes, _ = _track_both(network, export, real_image_frames, follow_torch=False)
+    _, same_box_scores = _track_both(network, export, real_image_frames, follow_torch=True)
+    _assert_tracks_alike(free_boxes, same_box_scores)

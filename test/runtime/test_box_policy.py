@@ -1,0 +1,210 @@
+"""The box policy: change penalty, size smoothing, the search for a lost target, and the
+policy strings that select them."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import pytest
+from runtime_helpers import build_tiny, square_scene
+
+from ros_tracker.runtime.backends.base import InferenceBackend
+from ros_tracker.runtime.box_policy import apply_box_policy, parse_box_policy
+from ros_tracker.runtime.decoders import make_decoder
+from ros_tracker.runtime.motion_prior import TileScan, change_penalty, smoothed_size
+from ros_tracker.runtime.tracker import Tracker
+from ros_tracker.zoo.card import ModelCard
+
+# -- motion prior -------------------------------------------------------------------------
+
+
+def test_change_penalty_is_one_for_no_change_and_falls_with_size_and_aspect() -> None:
+    previous = (0.2, 0.1)
+    same = change_penalty(np.array([0.2]), np.array([0.1]), previous, k=0.2)
+    assert same[0] == pytest.approx(1.0)
+    sizes = np.array([0.2, 0.3, 0.4, 0.8])
+    grown = change_penalty(sizes, sizes / 2, previous, k=0.2)
+    assert np.all(np.diff(grown) < 0)
+    # growing and shrinking by the same factor cost the same; so does a change of aspect
+    # either way
+    bigger = change_penalty(np.array([0.4]), np.array([0.2]), previous, k=0.2)
+    smaller = change_penalty(np.array([0.1]), np.array([0.05]), previous, k=0.2)
+    assert bigger[0] == pytest.approx(smaller[0])
+    wider = change_penalty(np.array([0.4]), np.array([0.05]), (0.2, 0.1), k=0.2)
+    taller = change_penalty(np.array([0.1]), np.array([0.2]), (0.2, 0.1), k=0.2)
+    assert wider[0] < 1.0 and taller[0] < 1.0
+    assert change_penalty(sizes, sizes, previous, k=0.0) == pytest.approx(np.ones(4))
+
+
+def test_smoothed_size_moves_part_way() -> None:
+    assert smoothed_size((10.0, 20.0), (30.0, 40.0), 0.25) == (15.0, 25.0)
+    assert smoothed_size((10.0, 20.0), (30.0, 40.0), 1.0) == (30.0, 40.0)
+    assert smoothed_size((10.0, 20.0), (30.0, 40.0), -1.0) == (10.0, 20.0)
+
+
+def test_tile_scan_covers_the_image_nearest_first() -> None:
+    width, height, side = 320, 200, 80.0
+    scan = TileScan(width, height, side, start=(300.0, 180.0))
+    centres = [scan.next() for _ in range(len(scan))]
+    assert scan.next() == centres[0]  # it cycles
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    covered = np.zeros((height, width), dtype=bool)
+    for cx, cy in centres:
+        covered |= (np.abs(xs - cx) <= side / 2) & (np.abs(ys - cy) <= side / 2)
+    assert covered.all()
+    distances = [np.hypot(cx - 300.0, cy - 180.0) for cx, cy in centres]
+    assert distances == sorted(distances)
+
+
+# -- policy strings -----------------------------------------------------------------------
+
+
+def test_policy_strings() -> None:
+    assert parse_box_policy("card") == {}
+    assert parse_box_policy("paper") == {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0}
+    assert parse_box_policy("paper,scale_penalty=0.1") == {
+        "scale_penalty": 0.1,
+        "size_lr": 0.0,
+        "redetect_after": 0,
+    }
+    assert parse_box_policy("size_lr=0.4, redetect_after=10") == {
+        "size_lr": 0.4,
+        "redetect_after": 10,
+    }
+    card = build_tiny("hcat").card
+    assert apply_box_policy(card, "scale_penalty=0.2").scale_penalty == 0.2
+    assert apply_box_policy(card, "card") is card
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("speed=3", "unknown setting 'speed'"),
+        ("size_lr=fast", "size_lr needs a float"),
+        ("size_lr=2", r"size_lr must be in \[0.0, 1.0\]"),
+        ("redetect_after=1.5", "redetect_after needs a int"),
+        ("scale_penalty=0.1,paper", "neither"),
+    ],
+)
+def test_bad_policy_strings_say_why(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_box_policy(text)
+
+
+# -- decoding with the change penalty -----------------------------------------------------
+
+
+def _two_candidates(card: ModelCard) -> Dict[str, np.ndarray]:
+    """HCAT outputs with two candidates: a same-size one (score 0.8) near the centre and a
+    three times larger one (score 0.9) beside it."""
+    grid = card.feature_size
+    logits = np.full(grid * grid, -8.0)
+    boxes = np.zeros((grid * grid, 4))
+    same, large = (grid // 2) * grid + grid // 2, (grid // 2) * grid + grid // 2 + 1
+    logits[same], logits[large] = np.log(0.8 / 0.2), np.log(0.9 / 0.1)
+    boxes[same] = (0.5, 0.5, 0.25, 0.25)
+    boxes[large] = (0.55, 0.5, 0.75, 0.75)
+    return {"cls_logits": logits[None], "boxes": boxes[None]}
+
+
+def test_penalty_prefers_the_candidate_that_keeps_the_size() -> None:
+    card = build_tiny("hcat").card.replace(window_influence=0.0)
+    outputs = _two_candidates(card)
+    plain = make_decoder(card)(outputs, prior=(0.25, 0.25))
+    assert plain.box[2] == pytest.approx(0.75) and plain.penalty == 1.0
+    penalised = make_decoder(card.replace(scale_penalty=0.2))(outputs, prior=(0.25, 0.25))
+    assert penalised.box[2] == pytest.approx(0.25)
+    assert penalised.score == pytest.approx(0.8) and penalised.penalty == pytest.approx(1.0)
+
+
+# -- the tracker: smoothing and the search for a lost target ------------------------------
+
+
+class SquareOracle(InferenceBackend):
+    """Test oracle, no network: HCAT outputs for the bright square in the search crop (one
+    confident cell, its box everywhere), all cells unconfident when no square is in view.
+    ``scale`` multiplies the size it reports (a network that overestimates)."""
+
+    name = "square-oracle"
+
+    def __init__(self, card: ModelCard, scale: float = 1.0) -> None:
+        super().__init__(card)
+        self.scale = scale
+        self.crops: List[Tuple[float, float]] = []
+
+    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
+        assert set(templates) == set(self.card.template_inputs)
+
+    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
+        red = search[0, 0] * self.card.std[0] + self.card.mean[0]
+        coverage = np.clip((red - 40 / 255) / ((250 - 40) / 255), 0.0, 1.0)
+        grid = self.card.feature_size
+        logits = np.full(grid * grid, -6.0)
+        boxes = np.tile([0.5, 0.5, 0.2, 0.2], (grid * grid, 1))
+        if coverage.sum() > 4.0:
+            size = search.shape[-1]
+            centres = (np.arange(size) + 0.5) / size
+            cx = float(coverage.sum(axis=0) @ centres) / coverage.sum()
+            cy = float(coverage.sum(axis=1) @ centres) / coverage.sum()
+            w = float(coverage.max(axis=0).sum()) / size * self.scale
+            h = float(coverage.max(axis=1).sum()) / size * self.scale
+            cell = min(int(cy * grid), grid - 1) * grid + min(int(cx * grid), grid - 1)
+            logits[cell] = 6.0
+            boxes[:] = (cx, cy, w, h)
+        return {"cls_logits": logits[None], "boxes": boxes[None]}
+
+
+def _scene(centre: Optional[Tuple[float, float]], size=(320, 240)) -> np.ndarray:
+    if centre is None:
+        return square_scene((-100.0, -100.0), 20.0, size)  # the square out of the image
+    return square_scene(centre, 20.0, size)
+
+
+def test_size_follows_a_wrong_estimate_only_gradually() -> None:
+    card = build_tiny("hcat").card.replace(size_lr=0.3)
+    tracker = Tracker(card, SquareOracle(card, scale=2.0))
+    tracker.initialize(_scene((100.0, 100.0)), (90.0, 90.0, 20.0, 20.0))
+    widths = [tracker.track(_scene((100.0, 100.0))).box[2] for _ in range(4)]
+    assert widths[0] < 30.0  # one frame moves a third of the way at most
+    assert all(a < b for a, b in zip(widths, widths[1:]))
+    plain = Tracker(card.replace(size_lr=0.0), SquareOracle(card, scale=2.0))
+    plain.initialize(_scene((100.0, 100.0)), (90.0, 90.0, 20.0, 20.0))
+    assert plain.track(_scene((100.0, 100.0))).box[2] == pytest.approx(40.0, abs=2.0)
+
+
+def test_a_lost_target_is_found_again_anywhere_in_the_image() -> None:
+    card = build_tiny("hcat").card.replace(redetect_after=3, redetect_threshold=0.3)
+    oracle = SquareOracle(card)
+    tracker = Tracker(card, oracle)
+    tracker.initialize(_scene((60.0, 60.0)), (50.0, 50.0, 20.0, 20.0))
+    assert tracker.track(_scene((62.0, 61.0))).score > 0.9
+    last_good = tracker.box
+    # gone for a while: weak frames, then the search; the box stays where it was last good
+    results = [tracker.track(_scene(None)) for _ in range(12)]
+    assert all(r.score < 0.3 for r in results)
+    assert [r.searching for r in results[:3]] == [False, False, False]
+    assert all(r.searching for r in results[3:])
+    assert all(r.box == last_good for r in results[3:])
+    # back far away, in the opposite corner: found within one scan of the image (regions of
+    # side 4 x 20 px at half-side steps, every other frame)
+    step = card.search_factor * 20.0 / 2
+    most_regions = (320 // step + 2) * (240 // step + 2)
+    for _ in range(int(2 * most_regions) + 2):
+        result = tracker.track(_scene((270.0, 200.0)))
+        if not result.searching and result.score > 0.9:
+            break
+    else:
+        pytest.fail("the target was not found again within one scan")
+    centre = (result.box[0] + result.box[2] / 2, result.box[1] + result.box[3] / 2)
+    assert centre == pytest.approx((270.0, 200.0), abs=2.0)
+    # and then followed normally
+    assert tracker.track(_scene((273.0, 201.0))).score > 0.9
+
+
+def test_without_redetection_the_tracker_never_searches() -> None:
+    card = build_tiny("hcat").card
+    assert card.redetect_after == 0 and card.scale_penalty == 0.0 and card.size_lr == 0.0
+    tracker = Tracker(card, SquareOracle(card))
+    tracker.initialize(_scene((60.0, 60.0)), (50.0, 50.0, 20.0, 20.0))
+    assert not any(tracker.track(_scene(None)).searching for _ in range(8))
