@@ -72,7 +72,9 @@ DATASET_ENTRY: Dict[str, Field] = {
     "sequences": _f(0, "use only the first N sequences (0 = all)"),
     "frames": _f(60, "synthetic: frames per sequence"),
     "seed": _f(0, "synthetic: seed of the first sequence"),
-    "options": _f({}, "photos: training.data.photos.PhotoSettings fields"),
+    "options": _f(
+        {}, "photos: training.data.photos.PhotoSettings fields; flow: per_clip (tracks kept)"
+    ),
 }
 
 SCHEMA: Dict[str, Any] = {

@@ -107,7 +107,11 @@ def step_box(
     returned = moved + _sample(backward, moved)
     error = np.linalg.norm(returned - points, axis=1)
     threshold = max(settings.fb_threshold, 0.02 * math.sqrt(box[2] * box[3]))
-    good = error <= threshold
+    height, width = forward.shape[:2]
+    # Points off either frame have no flow of their own (the border is replicated), and
+    # dense flow within a few pixels of the border is unreliable.
+    inside = _in_frame(points, width, height) & _in_frame(moved, width, height)
+    good = (error <= threshold) & inside
     if good.mean() < settings.min_consistent:
         return None
     before, after = points[good], moved[good]
@@ -115,12 +119,23 @@ def step_box(
     i, j = np.triu_indices(len(before), k=1)
     distance_before = np.linalg.norm(before[i] - before[j], axis=1)
     distance_after = np.linalg.norm(after[i] - after[j], axis=1)
-    valid = distance_before > 1e-3
+    # far-apart pairs only: a ratio's error is the flow's error over the pair's distance
+    valid = distance_before > 0.25 * math.sqrt(box[2] * box[3])
     scale = float(np.median(distance_after[valid] / distance_before[valid])) if valid.any() else 1.0
     x, y, w, h = box
     cx, cy = x + 0.5 * w + shift[0], y + 0.5 * h + shift[1]
     w, h = w * scale, h * scale
     return (cx - 0.5 * w, cy - 0.5 * h, w, h)
+
+
+BORDER = 8  # pixels: about one DIS patch
+
+
+def _in_frame(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    return (
+        (points[:, 0] >= BORDER) & (points[:, 0] <= width - 1 - BORDER)
+        & (points[:, 1] >= BORDER) & (points[:, 1] <= height - 1 - BORDER)
+    )  # fmt: skip
 
 
 def _inside_fraction(box: Box, width: int, height: int) -> float:

