@@ -52,6 +52,10 @@ class ModelCard:
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).
     coordinate_offset: float = 0.5
+    # How crops are cut (runtime.crops.CROP_STYLES): "affine" this project's sub-pixel crop
+    # with mean-colour padding; "stark" / "siamfc" the pixel rules of the STARK (HiT,
+    # MixFormerV2) and SiamFC / pysot (HCAT) code bases, for the authors' weights.
+    crop_style: str = "affine"
     # Confidence reported for a windowed pick (hcat): "raw" the network's score at the picked
     # cell, "windowed" the window-blended score the pick maximised (the HCAT authors').
     reported_score: str = "raw"
