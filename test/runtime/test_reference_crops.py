@@ -11,6 +11,7 @@ import pytest
 
 from ros_tracker.runtime import reference_crops
 from ros_tracker.runtime.crops import CropPreprocessor
+from ros_tracker.runtime.tracker import Tracker
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -107,6 +108,22 @@ def test_preprocessor_normalises_as_their_preprocessors():
     mean, std = np.array(MEAN, np.float32), np.array(STD, np.float32)
     expected = ((rgb / np.float32(255.0) - mean) / std).transpose(2, 0, 1)
     assert tensor.dtype == np.float32 and np.array_equal(tensor[0], expected)
+
+
+def test_siamfc_padding_colour_is_the_first_frames_mean(tmp_path):
+    from runtime_helpers import build_tiny
+
+    from ros_tracker.runtime.backends.torch_backend import TorchBackend
+
+    network = build_tiny("hcat")
+    card = network.card.replace(crop_style="siamfc")
+    tracker = Tracker(card, TorchBackend(card, network, device="cpu"))
+    first = np.full((90, 120, 3), 200, dtype=np.uint8)
+    tracker.initialize(first, (50.0, 40.0, 16.0, 16.0))
+    assert np.allclose(tracker._search_input._fill, (200.0, 200.0, 200.0))
+    dark = np.zeros((90, 120, 3), dtype=np.uint8)
+    tracker.track(dark)  # crops of later frames keep padding with the first frame's mean
+    assert np.allclose(tracker._search_input._fill, (200.0, 200.0, 200.0))
 
 
 def test_unknown_crop_style_is_refused():
