@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 
@@ -171,3 +173,23 @@ def test_convert_arguments_are_checked(env, tmp_path):
     release = write_release(str(tmp_path / "r.pth"), {}, "stark")
     result = ros_tracker(["convert", "hit_tiny", release, "--out", tmp_path / "w.pt"], env)
     assert result.returncode == 1 and "must name a .safetensors file" in result.stderr
+
+
+def test_converted_weights_run_in_the_tracker_node(converted, env, tmp_path):
+    """``model:=<converted>.safetensors`` in the real tracker node (``ros-tracker run`` starts
+    it and video_source as rclpy nodes, over loopback in a domain of its own)."""
+    path = converted("hcat", "pytracking")
+    ros_env = dict(env)
+    ros_env.update(
+        ROS_DOMAIN_ID=str(random.randint(101, 230)),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOG_DIR=str(tmp_path / "ros_log"),
+    )
+    ros_env.setdefault("AMENT_PREFIX_PATH", os.path.dirname(os.path.dirname(sys.executable)))
+    result = ros_tracker(
+        ["run", "--model", path, "--frames", 12, "--backend", "torch", "--rate", 10], ros_env
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"model {path} on torch-cpu" in result.stdout
+    processed = int(re.search(r"processed (\d+)", result.stdout).group(1))
+    assert processed > 0
