@@ -74,9 +74,7 @@ def converted_card(card: ModelCard) -> ModelCard:
         crop_style="stark",
         weights=None,
         weights_license=LICENSE,
-        postprocess=card.postprocess.replace("(i + 0.5) / bins", "i / bins").replace(
-            "default 25 frames", "200 frames"
-        ),
+        postprocess=card.postprocess.replace("(i + 0.5) / bins", "i / bins"),
         extra=dict(card.extra, release=RELEASE_FILES[card.name], source=SOURCE, forms=FORMS),
     )
 
