@@ -244,6 +244,11 @@ class CropPreprocessor:
 
     def region(self, box: Sequence[float]) -> CropTransform:
         """Where the crop around ``box`` comes from."""
+        if self.style != "affine":
+            from ros_tracker.runtime import reference_crops
+
+            rule = getattr(reference_crops, f"{self.style}_region")
+            return rule(box, self.factor, self.output_size)
         return context_region(box, self.factor, self.output_size)
 
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> Tuple[np.ndarray, CropTransform]:

@@ -45,6 +45,21 @@ def stark_side(box: Sequence[float], factor: float) -> int:
     return max(1, math.ceil(math.sqrt(w * h) * factor))
 
 
+def _centred(box: Sequence[float], side: int, output_size: int) -> CropTransform:
+    """The transform the authors map boxes back with: ``side`` around the float centre."""
+    x, y, w, h = _positive_box(box)
+    return CropTransform(
+        x0=x + 0.5 * w - 0.5 * side,
+        y0=y + 0.5 * h - 0.5 * side,
+        side=float(side),
+        output_size=int(output_size),
+    )
+
+
+def stark_region(box: Sequence[float], factor: float, output_size: int) -> CropTransform:
+    return _centred(box, stark_side(box, factor), output_size)
+
+
 def stark_crop(
     image: np.ndarray, box: Sequence[float], factor: float, output_size: int
 ) -> Tuple[np.ndarray, CropTransform]:
@@ -62,13 +77,7 @@ def stark_crop(
     if inner.size:
         window[pad_top : pad_top + inner.shape[0], pad_left : pad_left + inner.shape[1]] = inner
     crop = window if side == output_size else cv2.resize(window, (output_size, output_size))
-    transform = CropTransform(
-        x0=x + 0.5 * w - 0.5 * side,
-        y0=y + 0.5 * h - 0.5 * side,
-        side=float(side),
-        output_size=int(output_size),
-    )
-    return crop, transform
+    return crop, _centred(box, side, output_size)
 
 
 def siamfc_side(box: Sequence[float], factor: float) -> int:
@@ -76,6 +85,10 @@ def siamfc_side(box: Sequence[float], factor: float) -> int:
     _, _, w, h = _positive_box(box)
     context = (factor - 1.0) * (w + h) * 0.5
     return max(1, math.ceil(math.sqrt((w + context) * (h + context))))
+
+
+def siamfc_region(box: Sequence[float], factor: float, output_size: int) -> CropTransform:
+    return _centred(box, siamfc_side(box, factor), output_size)
 
 
 def siamfc_crop(
@@ -127,7 +140,4 @@ def siamfc_crop(
         crop[:, :left] = colour
     if right:
         crop[:, left + c :] = colour
-    transform = CropTransform(
-        x0=cx - side / 2.0, y0=cy - side / 2.0, side=float(side), output_size=int(output_size)
-    )
-    return crop, transform
+    return crop, _centred(box, side, output_size)

@@ -129,3 +129,13 @@ def test_siamfc_padding_colour_is_the_first_frames_mean(tmp_path):
 def test_unknown_crop_style_is_refused():
     with pytest.raises(ValueError, match="crop style must be one of"):
         CropPreprocessor(64, 2.0, MEAN, STD, style="bilinear")
+
+
+@pytest.mark.parametrize("style", ["stark", "siamfc"])
+def test_region_is_the_crops_own_transform(style):
+    image = textured()
+    box = (30.0, 40.0, 22.0, 35.0)
+    prep = CropPreprocessor(128, 2.0, MEAN, STD, style=style)
+    prep.start(image)
+    _, region = prep(image, box)
+    assert prep.region(box) == region
