@@ -46,6 +46,8 @@ def converted(tmp_path_factory) -> Dict[str, object]:
             )
             result = convert_release(model, release, str(folder / f"{model}.safetensors"))
             assert result.reader == "restricted"
+            card = result.card  # the authors' trackers: no box policy of this project's
+            assert (card.scale_penalty, card.size_lr, card.redetect_after) == (0.0, 0.0, 0)
             cache[model] = resolve_model(result.out).build_network().eval()
         return cache[model]
 

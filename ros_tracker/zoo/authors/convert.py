@@ -23,6 +23,9 @@ from ros_tracker.zoo.checkpoints import CheckpointMismatch, card_metadata, save_
 
 _FAMILIES = (hit, hcat, mixformerv2)
 SAFETENSORS_SUFFIX = ".safetensors"
+# The authors' trackers have no change penalty, no size smoothing and no wider search for a
+# lost target: converted cards say so whatever the zoo card's box policy.
+AUTHORS_BOX_POLICY = {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0}
 
 
 def supported_models() -> List[str]:
@@ -83,7 +86,7 @@ def convert_release(model: str, checkpoint: str, out: Optional[str] = None) -> C
             f"{checkpoint} is not a {model} checkpoint in the authors' layout: {error}"
         ) from error
     network.load_state_dict(state, strict=True)
-    card = family.converted_card(network.card)
+    card = family.converted_card(network.card).replace(**AUTHORS_BOX_POLICY)
     network.card = card
     metadata = card_metadata(card)
     metadata["overrides"] = json.dumps(overrides, sort_keys=True)
