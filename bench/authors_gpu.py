@@ -45,9 +45,9 @@ from ros_tracker.zoo.authors.convert import (  # noqa: E402
     converter_for,
     supported_models,
 )
+from ros_tracker.zoo.authors.fixtures import FOLDERS, parity_root  # noqa: E402
 from ros_tracker.zoo.registry import create_model  # noqa: E402
 
-FIXTURES = {"hit_tiny": "HiT-Tiny", "hcat": "HCAT-R18-N2", "mixformerv2_s": "MixFormerV2-S"}
 REFERENCE = "cpu-fp32"
 DEFAULT_PRECISIONS = "cpu-fp32,cuda-fp32,cuda-fp16"
 
@@ -59,26 +59,11 @@ def cuda_reason() -> Optional[str]:
     return None
 
 
-def parity_root() -> Optional[str]:
-    configured = os.environ.get("ROS_TRACKER_PARITY_DIR")
-    if configured:
-        return configured if os.path.isdir(configured) else None
-    folder = REPO
-    while True:
-        candidate = os.path.join(folder, "shared", "parity")
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
-
-
 def fixture_models(workdir: str) -> List[Tuple[str, torch.nn.Module, Dict[str, np.ndarray]]]:
     """(label, network, inputs) of the converted parity fixtures, on their own crops."""
     root = parity_root()
     found = []
-    for model, folder in FIXTURES.items():
+    for model, folder in FOLDERS.items():
         path = os.path.join(root or "", folder)
         if not root or not os.path.isdir(path):
             continue

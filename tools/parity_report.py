@@ -27,21 +27,15 @@ sys.path.insert(0, REPO)
 from ros_tracker.runtime.decoders import make_decoder  # noqa: E402
 from ros_tracker.runtime.model_files import resolve_model  # noqa: E402
 from ros_tracker.zoo.authors.convert import convert_release  # noqa: E402
+from ros_tracker.zoo.authors.fixtures import FOLDERS, parity_root  # noqa: E402
 from ros_tracker.zoo.levit import fold_batchnorm  # noqa: E402
-
-FOLDERS = {"hit_tiny": "HiT-Tiny", "hcat": "HCAT-R18-N2", "mixformerv2_s": "MixFormerV2-S"}
 
 
 def find_root() -> str:
-    configured = os.environ.get("ROS_TRACKER_PARITY_DIR")
-    if configured:
-        return configured
-    folder = REPO
-    while os.path.dirname(folder) != folder:
-        if os.path.isdir(os.path.join(folder, "shared", "parity")):
-            return os.path.join(folder, "shared", "parity")
-        folder = os.path.dirname(folder)
-    raise SystemExit("parity fixtures not found: give PARITY_DIR or set ROS_TRACKER_PARITY_DIR")
+    root = parity_root()
+    if root is None:
+        raise SystemExit("parity fixtures not found: give PARITY_DIR or set ROS_TRACKER_PARITY_DIR")
+    return root
 
 
 def arrays(folder: str, name: str) -> Dict[str, np.ndarray]:

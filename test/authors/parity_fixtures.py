@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 import pytest
 import torch
 
+from ros_tracker.zoo.authors.fixtures import FOLDERS, parity_root
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FOLDERS = {"hit_tiny": "HiT-Tiny", "hcat": "HCAT-R18-N2", "mixformerv2_s": "MixFormerV2-S"}
-
-
-def parity_root() -> Optional[str]:
-    configured = os.environ.get("ROS_TRACKER_PARITY_DIR")
-    if configured:
-        return configured if os.path.isdir(configured) else None
-    folder = REPO
-    while True:
-        candidate = os.path.join(folder, "shared", "parity")
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
 
 
 def fixture_dir(model: str) -> str:
