@@ -95,7 +95,10 @@ SCHEMA: Dict[str, Any] = {
         "distributed_backend": _f("auto", "", ("auto", "nccl", "gloo")),
     },
     "model": {
-        "name": _f("hit_tiny", "zoo entry (or mixvit_teacher, the dense corner-head teacher)"),
+        "name": _f(
+            "hit_tiny",
+            "zoo entry, or a dense corner-head teacher (mixvit_teacher, mixvit_l_teacher)",
+        ),
         "overrides": _f({}, "builder overrides passed to ros_tracker.zoo.create_model"),
         "pretrained": _f("", "backbone checkpoint (safetensors, timm / torchvision layout)"),
         "init_weights": _f("", "full weights of this network (safetensors), e.g. a stage output"),
@@ -153,6 +156,12 @@ SCHEMA: Dict[str, Any] = {
         "focal_weight": _f(1.0, "ABTrack's weighted focal loss"),
         "cls_weight": _f(8.334, "HCAT's classification loss weight (TransT's value)"),
         "negative_weight": _f(0.0625, "HCAT: weight of negative cells (1/16)"),
+        "l1_reduction": _f(
+            "mean",
+            "HCAT: L1 per positive box as the mean ('mean') or the sum ('sum': the HCAT / "
+            "TransT code, loss_bbox.sum() / num_boxes) of its 4 coordinate errors",
+            ("mean", "sum"),
+        ),
         "distribution_weight": _f(0.0, "MixFormerV2: cross-entropy to the ground-truth side bins"),
         "score_weight": _f(1.0, "MixFormerV2 score head stage: BCE weight"),
     },
@@ -161,7 +170,14 @@ SCHEMA: Dict[str, Any] = {
         "pruned": _f(False, "the network is the physically pruned layout (weights of a vtp run)"),
         "pruning_ratio": _f(0.3, "mu: share of dimensions removed per block"),
         "tau0": _f(0.4, "tau_0 of the block sparsity function"),
-        "sparsity_slope": _f(0.1, "rho of Eq. 2: tau = clip(tau0 + rho (L_iou - mean L_iou))"),
+        "sparsity_slope": _f(0.1, "rho of Eq. 2 (> 0, the paper's 0.1)"),
+        "sparsity_tau": _f(
+            "text",
+            "direction of tau: 'text' tau = clip(tau0 - rho (L_iou - mean L_iou)): hard samples "
+            "keep more blocks (the paper's text and Fig. 3); 'equation' the sign as printed in "
+            "Eq. 2 (hard samples bypass more)",
+            ("text", "equation"),
+        ),
         "sparsity_weight": _f(5.0, "gamma of Eq. 8"),
         "dr_l1_weight": _f(1e-4, "alpha_k of Eq. 6 (every layer)"),
     },
@@ -171,13 +187,20 @@ SCHEMA: Dict[str, Any] = {
             "",
             ("supervised", "corner_teacher", "dense_to_sparse", "deep_to_shallow", "score_head"),
         ),
-        "teacher_model": _f("", "teacher: zoo entry or mixvit_teacher"),
+        "teacher_model": _f("", "teacher: zoo entry, mixvit_teacher or mixvit_l_teacher"),
         "teacher_overrides": _f({}, "builder overrides of the teacher"),
         "teacher_weights": _f("", "teacher weights (safetensors)"),
         "eliminate_layers": _f([], "deep_to_shallow: teacher layers removed from the student"),
         "prune_epochs": _f(40, "m: epochs over which eliminated layers decay to identity"),
         "logits_weight": _f(1.0, "weight of the KL distillation of the box distributions"),
         "feature_weight": _f(1.0, "weight of the feature mimicking L2 loss"),
+        "distillation_reduction": _f(
+            "sum",
+            "'sum': Eq. 5 / 6 as printed (KL summed over the 4 sides, L2 over the matched "
+            "layers); 'mean': the authors' code (KL averaged over the sides, MSE over the "
+            "stacked matched layers), the form their weights 5.0 / 0.2 are given for",
+            ("sum", "mean"),
+        ),
         "feature_layers": _f([], "student layer positions to mimic ([]: kept layers + last)"),
         "student_init": _f(
             "teacher", "dense_to_sparse: copy the teacher backbone", ("teacher", "none")

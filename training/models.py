@@ -9,7 +9,7 @@ from torch import nn
 
 from ros_tracker.zoo.checkpoints import load_weights
 from ros_tracker.zoo.registry import create_model, get_card
-from training.mixvit import TEACHER_NAME, build_mixvit_teacher
+from training.mixvit import TEACHERS, build_mixvit_teacher
 
 LOGGER = logging.getLogger("training")
 
@@ -18,23 +18,25 @@ LOGGER = logging.getLogger("training")
 BACKBONE_PREFIXES: Dict[str, Tuple[str, ...]] = {
     "hit": ("backbone.",),
     "hcat": ("backbone.",),
-    "mixformerv2": ("patch_embed.", "pos_embed", "blocks."),
+    # The authors' optimizer puts everything under "backbone" at the ViT rate, their
+    # prediction (reg) tokens and position included.
+    "mixformerv2": ("patch_embed.", "pos_embed", "blocks.", "prediction_tokens"),
     "mixvit": ("patch_embed.", "pos_embed", "blocks."),
     "abtrack": ("patch_embed.", "pos_embed", "blocks."),
 }
 
 
 def family_of(name: str) -> str:
-    """Training family of a model name: the card's family, or ``mixvit`` for the teacher."""
-    if name == TEACHER_NAME:
+    """Training family of a model name: the card's family, or ``mixvit`` for the teachers."""
+    if name in TEACHERS:
         return "mixvit"
     return get_card(name).family
 
 
 def create_network(name: str, overrides: Dict[str, Any]) -> nn.Module:
-    """A randomly initialised network (zoo entry or the MixViT teacher)."""
-    if name == TEACHER_NAME:
-        return build_mixvit_teacher(**dict(overrides))
+    """A randomly initialised network (zoo entry or a MixViT teacher)."""
+    if name in TEACHERS:
+        return build_mixvit_teacher(name, **dict(overrides))
     return create_model(name, **dict(overrides))
 
 

@@ -40,6 +40,9 @@ register_command(
     "eval-build-composite", "ros_tracker.cli.eval_build_composite", "build the composite test set"
 )
 register_command("train", "ros_tracker.cli.train", "train a zoo network (source checkout)")
+register_command(
+    "convert", "ros_tracker.cli.convert", "the authors' released checkpoint -> zoo weights"
+)
 
 # Errors a user can fix (bad name, missing file, unavailable backend): one line, no traceback.
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, RuntimeError)

@@ -190,8 +190,17 @@ class Normalizer:
         return self.output
 
 
+CROP_STYLES = ("affine", "stark", "siamfc")
+
+
 class CropPreprocessor:
-    """Crop + normalise for one network input (template or search), with reused buffers."""
+    """Crop + normalise for one network input (template or search), with reused buffers.
+
+    ``style`` (a card's ``crop_style``): "affine" is this module's crop; "stark" and
+    "siamfc" are the authors' pixel rules (``runtime.reference_crops``), normalised the way
+    their preprocessors do, ``((x / 255) - mean) / std`` in float32. Call :meth:`start` with
+    the first frame of a target (the SiamFC rule pads with that frame's mean colour).
+    """
 
     def __init__(
         self,
@@ -199,17 +208,52 @@ class CropPreprocessor:
         factor: float,
         mean: Sequence[float],
         std: Sequence[float],
+        style: str = "affine",
     ) -> None:
+        if style not in CROP_STYLES:
+            raise ValueError(f"crop style must be one of {', '.join(CROP_STYLES)}, got {style!r}")
+        self.style = style
         self.factor = float(factor)
         self.output_size = int(output_size)
         self.crop = np.empty((self.output_size, self.output_size, 3), dtype=np.uint8)
         self.normalizer = Normalizer(self.output_size, mean, std)
+        self._mean = np.asarray(mean, dtype=np.float32)
+        self._std = np.asarray(std, dtype=np.float32)
+        self._fill: Optional[np.ndarray] = None
+
+    def start(self, image: np.ndarray) -> None:
+        """A new target on ``image``: fix what the reference trackers take from its first frame."""
+        if self.style == "siamfc":
+            self._fill = image.reshape(-1, 3).mean(axis=0)
+
+    def _reference(
+        self, image: np.ndarray, box: Sequence[float]
+    ) -> Tuple[np.ndarray, CropTransform]:
+        from ros_tracker.runtime import reference_crops
+
+        if self.style == "stark":
+            crop, region = reference_crops.stark_crop(image, box, self.factor, self.output_size)
+        else:
+            crop, region = reference_crops.siamfc_crop(
+                image, box, self.factor, self.output_size, fill=self._fill
+            )
+        rgb = crop[:, :, ::-1].astype(np.float32)
+        normalised = (rgb / np.float32(255.0) - self._mean) / self._std
+        self.normalizer.output[0] = normalised.transpose(2, 0, 1)
+        return self.normalizer.output, region
 
     def region(self, box: Sequence[float]) -> CropTransform:
         """Where the crop around ``box`` comes from."""
+        if self.style != "affine":
+            from ros_tracker.runtime import reference_crops
+
+            rule = getattr(reference_crops, f"{self.style}_region")
+            return rule(box, self.factor, self.output_size)
         return context_region(box, self.factor, self.output_size)
 
     def __call__(self, image: np.ndarray, box: Sequence[float]) -> Tuple[np.ndarray, CropTransform]:
         """(1, 3, S, S) float32 input (a reused buffer) and the crop's transform."""
+        if self.style != "affine":
+            return self._reference(image, box)
         crop, region = crop_around(image, box, self.factor, self.output_size, out=self.crop)
         return self.normalizer(crop), region

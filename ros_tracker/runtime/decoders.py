@@ -10,13 +10,15 @@ a region searched for a lost target, where it may be anywhere).
 
 Family conventions (see each zoo module's docstring):
 
-* hit: corner logits (N, 2, H, W); softmax per map, expectation over cell centres. HiT uses no
-  window and has no score head, so the confidence measures how concentrated the two corner
-  distributions are (see :func:`corner_peakedness`).
+* hit: corner logits (N, 2, H, W); softmax per map, expectation over cell positions
+  ((i + card.coordinate_offset) / W: cell centres by default, cell corners for the authors'
+  weights). HiT uses no window and has no score head, so the confidence measures how
+  concentrated the two corner distributions are (see :func:`corner_peakedness`).
 * hcat: cls logits (N, H*W) and boxes (N, H*W, 4) as (cx, cy, w, h); sigmoid scores blended
-  with a Hann window (weight ``window_influence``) pick the cell; confidence is the raw score.
+  with a Hann window (weight ``window_influence``) pick the cell; confidence is the raw score
+  there (the blended one with ``card.reported_score == "windowed"``, as the authors report).
 * mixformerv2: box logits (N, 4, B) over bins for x1, y1, x2, y2 and a score logit (N, 1);
-  expectation over bin centres, confidence sigmoid(score_logit).
+  expectation over bin positions (as for hit), confidence sigmoid(score_logit).
 * abtrack: score logits (N, 1, H, W), offsets and sizes (N, 2, H, W) in [0, 1]; sigmoid score
   times a Hann window picks the cell; confidence is the raw score there.
 """
@@ -138,6 +140,7 @@ class CornerDecoder:
 
     def __init__(self, card: ModelCard) -> None:
         self.name = card.output_names[0]
+        self.offset = float(card.coordinate_offset)
 
     def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         maps = _first(outputs, self.name)  # (2, H, W)
@@ -145,8 +148,8 @@ class CornerDecoder:
             raise ValueError(f"{self.name} must be (N, 2, H, W), got {outputs[self.name].shape}")
         _, height, width = maps.shape
         probabilities = softmax(maps.reshape(2, -1), axis=-1).reshape(2, height, width)
-        xs = (np.arange(width) + 0.5) / width
-        ys = (np.arange(height) + 0.5) / height
+        xs = (np.arange(width) + self.offset) / width
+        ys = (np.arange(height) + self.offset) / height
         x1 = float(probabilities[0].sum(axis=0) @ xs)
         y1 = float(probabilities[0].sum(axis=1) @ ys)
         x2 = float(probabilities[1].sum(axis=0) @ xs)
@@ -167,6 +170,7 @@ class WindowedClassificationDecoder:
         self.use_window = bool(card.hann_window) and card.window_influence > 0.0
         self.window_influence = float(card.window_influence)
         self.scale_penalty = float(card.scale_penalty)
+        self.report_windowed = card.reported_score == "windowed"
         self._windows: Dict[int, np.ndarray] = {}
 
     def _window(self, cells: int) -> np.ndarray:
@@ -189,7 +193,8 @@ class WindowedClassificationDecoder:
             ranking = ranking * (1.0 - influence) + self._window(scores.shape[0]) * influence
         best = int(np.argmax(ranking))
         cx, cy, w, h = (float(v) for v in boxes[best])
-        return Decoded(box=(cx, cy, w, h), score=float(scores[best]), penalty=penalty[best])
+        score = ranking[best] if self.report_windowed else scores[best]
+        return Decoded(box=(cx, cy, w, h), score=float(score), penalty=penalty[best])
 
 
 # -- MixFormerV2 ----------------------------------------------------------------------------
@@ -200,6 +205,7 @@ class DistributionDecoder:
 
     def __init__(self, card: ModelCard) -> None:
         self.box_name, self.score_name = card.output_names[:2]
+        self.offset = float(card.coordinate_offset)
 
     def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
         logits = _first(outputs, self.box_name)  # (4, B)
@@ -208,8 +214,8 @@ class DistributionDecoder:
                 f"{self.box_name} must be (N, 4, B), got {outputs[self.box_name].shape}"
             )
         bins = logits.shape[1]
-        centres = (np.arange(bins) + 0.5) / bins
-        x1, y1, x2, y2 = (float(v) for v in softmax(logits, axis=-1) @ centres)
+        positions = (np.arange(bins) + self.offset) / bins
+        x1, y1, x2, y2 = (float(v) for v in softmax(logits, axis=-1) @ positions)
         score = float(sigmoid(_first(outputs, self.score_name).reshape(-1)[0]))
         return Decoded(box=corners_to_centre(x1, y1, x2, y2), score=score)
 

@@ -112,6 +112,10 @@ class ModelSource:
         if self.weights_path:
             network = create_model(self.card.name, **self.overrides)
             load_weights(network, self.weights_path)
+            if self.kind == "safetensors":
+                # The file's card describes its weights (e.g. converted release weights keep
+                # their authors' test-time settings): export and the runtime use that one.
+                network.card = self.card
         else:
             LOGGER.warning("no trained weights for %s: random initialisation", self.card.name)
             with torch.random.fork_rng(devices=[]):

@@ -127,10 +127,10 @@ class Tracker:
         self.backend = backend
         self.decode = make_decoder(card)
         self._template_input = CropPreprocessor(
-            card.template_size, card.template_factor, card.mean, card.std
+            card.template_size, card.template_factor, card.mean, card.std, card.crop_style
         )
         self._search_input = CropPreprocessor(
-            card.search_size, card.search_factor, card.mean, card.std
+            card.search_size, card.search_factor, card.mean, card.std, card.crop_style
         )
         self._clip_centre = card.family in _CENTRE_CLAMPED_FAMILIES
         self._online: Optional[OnlineTemplate] = None
@@ -182,6 +182,8 @@ class Tracker:
         """Start tracking the target at ``box`` (x, y, w, h pixels) in ``image`` (HxWx3 BGR)."""
         width, height = check_image(image)
         start_box = require_initial_box(box, (width, height))
+        self._template_input.start(image)
+        self._search_input.start(image)
         template = self._crop_template(image, start_box)
         self._template_box = self._box_in_template(start_box)
         if self._online is not None:

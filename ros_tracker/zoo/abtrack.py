@@ -371,6 +371,25 @@ def build_abtrack(card: ModelCard, **overrides: Any) -> ABTrack:
 
 ABTRACK_VIT_TINY = _card("abtrack_vit_tiny", "ViT-Tiny/16 (timm vit_tiny_patch16_224 layout)")
 ABTRACK_DEIT_TINY = _card("abtrack_deit_tiny", "DeiT-Tiny/16 (timm deit_tiny_patch16_224 layout)")
+# The paper's headline model (ABTrack-AViT, Table 1). A-ViT-T (Yin et al., CVPR 2022) is the
+# DeiT-Tiny architecture fine-tuned for adaptive token halting, which adds no parameters (a
+# token halts on a fixed sigmoid of its first channel): the backbone is DeiT-Tiny's,
+# initialised from A-ViT-T's ImageNet weights (NVlabs/A-ViT ``tiny-10-30.pth``, timm key
+# layout). The paper does not say whether token halting also runs inside the tracker; it
+# does not here (block bypassing and pruning as for the other entries).
+ABTRACK_AVIT_TINY = _card(
+    "abtrack_avit_tiny",
+    "A-ViT-Tiny/16 (DeiT-Tiny architecture, A-ViT-T ImageNet weights in timm layout)",
+).replace(
+    extra=dict(
+        ABTRACK_DEIT_TINY.extra,
+        backbone_weights=(
+            "NVlabs/A-ViT a-vit-weights/tiny-10-30.pth (CC-BY-NC-SA-4.0: non-commercial; "
+            "weights trained from it inherit the licence)"
+        ),
+        token_halting="not run (A-ViT's adaptive token halting is not part of the tracker)",
+    )
+)
 
 
 @register_model(ABTRACK_VIT_TINY)
@@ -380,6 +399,11 @@ def abtrack_vit_tiny(card: ModelCard, **overrides: Any) -> ABTrack:
 
 @register_model(ABTRACK_DEIT_TINY)
 def abtrack_deit_tiny(card: ModelCard, **overrides: Any) -> ABTrack:
+    return build_abtrack(card, **overrides)
+
+
+@register_model(ABTRACK_AVIT_TINY)
+def abtrack_avit_tiny(card: ModelCard, **overrides: Any) -> ABTrack:
     return build_abtrack(card, **overrides)
 
 
@@ -395,6 +419,7 @@ TINY_TEST_CONFIG: Dict[str, Any] = dict(
 """Overrides for a network small enough for unit tests (2x2 template, 4x4 search grid)."""
 
 __all__: List[str] = [
+    "ABTRACK_AVIT_TINY",
     "ABTRACK_DEIT_TINY",
     "ABTRACK_VIT_TINY",
     "ABTrack",

@@ -48,6 +48,17 @@ class ModelCard:
     size_lr: float = 0.0  # box size follows the estimate at size_lr x penalty x score (0: off)
     redetect_after: int = 0  # weak frames in a row before searching the whole image (0: never)
     redetect_threshold: float = 0.3  # confidence under which a frame is weak
+    # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
+    # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
+    # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).
+    coordinate_offset: float = 0.5
+    # How crops are cut (runtime.crops.CROP_STYLES): "affine" this project's sub-pixel crop
+    # with mean-colour padding; "stark" / "siamfc" the pixel rules of the STARK (HiT,
+    # MixFormerV2) and SiamFC / pysot (HCAT) code bases, for the authors' weights.
+    crop_style: str = "affine"
+    # Confidence reported for a windowed pick (hcat): "raw" the network's score at the picked
+    # cell, "windowed" the window-blended score the pick maximised (the HCAT authors').
+    reported_score: str = "raw"
     postprocess: str = ""  # human-readable summary of what the runtime does with the outputs
     per_frame: str = ""  # what must run every frame (documented per family)
     weights: Optional[str] = None  # file name under models/, safetensors

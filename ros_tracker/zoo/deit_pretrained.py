@@ -13,7 +13,10 @@ classifier ``head``. The mapping onto ABTrack:
 * the classifier (and a distilled model's ``dist_token`` / ``head_dist``) is reported unused;
   the BDMs, DR vectors (kept at one) and the center head are reported missing.
 
-Weights are read from safetensors files only.
+A-ViT-T's checkpoint (NVlabs/A-ViT, the ``abtrack_avit_tiny`` backbone) has the same layout;
+it is released as a ``.pth`` file with the state dict under ``model`` and the training
+arguments pickled next to it, which :mod:`ros_tracker.zoo.authors.reader` reads without
+executing anything. Other files are read as safetensors.
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ def _split_pos_embed(pos_embed: torch.Tensor) -> Tuple[torch.Tensor, torch.Tenso
 
 
 def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """A safetensors file, or a torch.save checkpoint read without executing pickled code."""
+    if path.endswith((".pth", ".pt", ".pth.tar", ".tar")):
+        from ros_tracker.zoo.authors.reader import read_release_checkpoint
+
+        return dict(read_release_checkpoint(path).state)
     from ros_tracker.zoo.checkpoints import read_weights
 
     return read_weights(path)

@@ -76,6 +76,9 @@ class HCATConfig:
     # Not in the paper: add a learned target / background embedding to each template token,
     # weighted by how much of its cell the given box covers (see HCATNetwork.encode_template).
     box_embedding: bool = False
+    # Residual of feature sparsification (see FeatureSparsification): "query" is the paper's
+    # Eq. 2, "doubled" the authors' code (their released weights need it).
+    sparse_residual: str = "query"
 
 
 def build_trunk(config: HCATConfig) -> nn.Module:
@@ -213,11 +216,29 @@ class CrossFeatureAugment(nn.Module):
         return self.update(query, self.attention.query(query + query_pos), keys, values)
 
 
-class FeatureSparsification(nn.Module):
-    """FS (Eq. 2): S learned vectors gather the template, F_zs = F_s + MHCA(F_s, F_z + P_z, F_z)."""
+SPARSE_RESIDUALS = ("query", "doubled")
 
-    def __init__(self, dim: int, num_heads: int, num_sparse: int, dropout: float) -> None:
+
+class FeatureSparsification(nn.Module):
+    """FS (Eq. 2): S learned vectors gather the template, F_zs = F_s + MHCA(F_s, F_z + P_z, F_z).
+
+    ``residual="query"`` is that equation (then a LayerNorm). The authors' code adds the
+    attention output to itself instead of to the query (``src2 = src2 + dropout(src2)``, twice
+    the attention output at inference), so the sparse vectors reach the template tokens only
+    through the attention's queries; ``residual="doubled"`` reproduces it for their weights.
+    The paper's form stays the default for training from scratch: it gives the learned
+    vectors a direct path to the output, as every other residual of the network does.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, num_sparse: int, dropout: float, residual: str = "query"
+    ) -> None:
         super().__init__()
+        if residual not in SPARSE_RESIDUALS:
+            raise ValueError(
+                f"sparse_residual must be one of {', '.join(SPARSE_RESIDUALS)}, got {residual!r}"
+            )
+        self.residual = residual
         self.sparse_vectors = nn.Parameter(torch.empty(num_sparse, dim))
         self.attention = MultiHeadCrossAttention(dim, num_heads, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -227,6 +248,8 @@ class FeatureSparsification(nn.Module):
         # repeat, not expand: a view of a parameter made under no_grad trips module hooks.
         queries = self.sparse_vectors.unsqueeze(0).repeat(template.shape[0], 1, 1)
         gathered = self.attention(queries, template + template_pos, template)
+        if self.residual == "doubled":
+            return self.norm(gathered + self.dropout(gathered))
         return self.norm(queries + self.dropout(gathered))
 
 
@@ -303,7 +326,7 @@ class HCATNetwork(TrackerNetwork):
         self.backbone = build_trunk(config) if backbone is None else backbone
         self.input_proj = nn.Conv2d(self.backbone.out_channels, dim, kernel_size=1)
         self.sparsify = FeatureSparsification(
-            dim, config.num_heads, config.num_sparse, config.dropout
+            dim, config.num_heads, config.num_sparse, config.dropout, config.sparse_residual
         )
         self.layers = nn.ModuleList(
             HierarchicalCrossAttentionLayer(dim, config.num_heads, config.ffn_dim, config.dropout)

@@ -18,10 +18,14 @@ Outputs (see the card's ``postprocess``): ``box_logits`` (N, 4, bins) for x1, y1
 ``score_logit`` (N, 1). Coordinate = sum_i softmax(logits)_i * (i + 0.5) / bins, in [0, 1] of
 the search crop.
 
-Where the authors' code differs from the paper, this module follows the paper: the score MLP
-runs on the mean of the prediction tokens (the code averages per-token scores), and bin centres
-sit at (i + 0.5) / bins (the code uses i / bins). Position embeddings are learnable, initialised
-with a 2-D sine-cosine code (the code freezes the sine-cosine code).
+Where the authors' code differs from the paper, this module follows the paper by default and
+offers the code's form for their released weights (``ros_tracker.zoo.authors.mixformerv2``):
+the score MLP runs on the mean of the prediction tokens (``score_pooling="mean_token"``; the
+code averages per-token scores, ``"per_token"``), and bin centres sit at (i + 0.5) / bins (the
+code uses i / bins: the card's ``coordinate_offset`` 0.0). Position embeddings are learnable,
+initialised with a 2-D sine-cosine code (the code freezes the sine-cosine code; converted
+weights keep the released values). The code adds a separate learned position to each
+prediction token; both are one sum at the input, held here as ``prediction_tokens``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ros_tracker.zoo.card import ModelCard
 from ros_tracker.zoo.registry import register_model
 
 NUM_PREDICTION_TOKENS = 4  # left, top, right, bottom: the order of box_logits' rows
+SCORE_POOLINGS = ("mean_token", "per_token")
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,15 @@ class MixFormerV2Config:
     score_hidden: int = 0  # hidden width of the score MLP; 0 = embed_dim
     norm_eps: float = 1e-6
     drop_path_rate: float = 0.0  # stochastic depth for training; identity at inference
+    # Score head input (see ScoreHead): "mean_token" the paper's, "per_token" the authors' code.
+    score_pooling: str = "mean_token"
 
     def __post_init__(self) -> None:
+        if self.score_pooling not in SCORE_POOLINGS:
+            raise ValueError(
+                f"score_pooling must be one of {', '.join(SCORE_POOLINGS)}, "
+                f"got {self.score_pooling!r}"
+            )
         if self.embed_dim % self.num_heads:
             raise ValueError("embed_dim must be divisible by num_heads")
         for size in (self.template_size, self.search_size):
@@ -249,13 +261,22 @@ class BoxDistributionHead(nn.Module):
 
 
 class ScoreHead(nn.Module):
-    """Target-quality logit from the mean of the prediction tokens (paper Sec. 3.1)."""
+    """Target-quality logit from the prediction tokens.
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    ``pooling="mean_token"``: the MLP reads the mean of the four tokens (paper Sec. 3.1, "we
+    mean the output prediction tokens and then use it to estimate the target confidence");
+    ``"per_token"``: the MLP scores each token and the four logits are averaged (the authors'
+    code, which their released weights need).
+    """
+
+    def __init__(self, dim: int, hidden: int, pooling: str = "mean_token") -> None:
         super().__init__()
+        self.pooling = pooling
         self.layers = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "per_token":
+            return self.layers(tokens).mean(dim=1)
         return self.layers(tokens.mean(dim=1))
 
 
@@ -285,7 +306,7 @@ class MixFormerV2(TrackerNetwork):
         self.box_head = BoxDistributionHead(
             dim, config.head_hidden or dim, config.bins, config.norm_eps
         )
-        self.score_head = ScoreHead(dim, config.score_hidden or dim)
+        self.score_head = ScoreHead(dim, config.score_hidden or dim, config.score_pooling)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -418,7 +439,7 @@ _POSTPROCESS = (
     "the crop. score = sigmoid(score_logit). No Hann window. Online template: keep the "
     "highest-scoring crop with score > template_update_threshold since the last swap and swap it "
     "in as 'online_template' every template_update_interval frames (re-run encode_template; "
-    "default 25 frames: the authors use 200 on LaSOT and 10-25 on short benchmarks). Before "
+    "default 200 frames, the paper's; the authors use 10-25 on short benchmarks). Before "
     "the first swap the online template is the initial template."
 )
 _PER_FRAME = (
@@ -499,9 +520,10 @@ _B = MixFormerV2Config(depth=8, mlp_ratio=4.0, template_size=128, search_size=28
 _S = MixFormerV2Config(depth=4, mlp_ratio=1.0, template_size=112, search_size=224)
 _TEACHER = MixFormerV2Config(depth=12, mlp_ratio=4.0, template_size=128, search_size=288)
 
-# Update interval: the authors use 200 on LaSOT (long videos) and 10-25 on short benchmarks;
-# the default here is 25, suited to live camera streams where appearance drifts quickly.
-_UPDATE_INTERVAL = 25
+# Update interval: the paper's default, 200 frames ("the dynamic templates are updated when the
+# update interval of 200 is reached by default", Sec. 4.1; their LaSOT setting). The authors
+# use 10-25 on short benchmarks (GOT-10k, TrackingNet, VOT); a card can set those.
+_UPDATE_INTERVAL = 200
 
 
 @register_model(

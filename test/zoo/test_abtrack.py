@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import warnings
 
@@ -17,7 +18,7 @@ from ros_tracker.zoo.checkpoints import CheckpointMismatch, load_weights, save_w
 from ros_tracker.zoo.counting import count_macs, count_params
 from ros_tracker.zoo.deit_pretrained import load_timm_vit, resample_grid
 
-ENTRIES = ("abtrack_vit_tiny", "abtrack_deit_tiny")
+ENTRIES = ("abtrack_vit_tiny", "abtrack_deit_tiny", "abtrack_avit_tiny")
 
 
 def tiny(seed: int = 0, **overrides) -> ABTrack:
@@ -349,6 +350,32 @@ def test_timm_loader_handles_distilled_layout_and_rejects_other_widths():
         load_timm_vit(tiny(), timm_tiny_state(dim=48))
     with pytest.raises(ValueError, match="unpruned"):
         load_timm_vit(tiny(pruned=True), timm_tiny_state())
+
+
+def test_abtrack_avit_tiny_is_deit_tiny_with_a_vit_weights():
+    """The paper's headline model: A-ViT-T is DeiT-Tiny's architecture (A-ViT adds none)."""
+    card = get_card("abtrack_avit_tiny")
+    assert "A-ViT" in card.backbone and "CC-BY-NC-SA-4.0" in card.extra["backbone_weights"]
+    assert "not run" in card.extra["token_halting"]
+    avit, deit = create_model("abtrack_avit_tiny"), create_model("abtrack_deit_tiny")
+    shapes = [(n, p.shape) for n, p in avit.named_parameters()]
+    assert shapes == [(n, p.shape) for n, p in deit.named_parameters()]
+    assert (avit.config.embed_dim, avit.config.depth, avit.config.num_heads) == (192, 12, 3)
+
+
+def test_the_a_vit_release_file_loads_without_running_its_pickle(tmp_path):
+    """A-ViT's tiny-10-30.pth: the timm-layout state dict under 'model', its argparse
+    arguments pickled next to it (read by the safe release reader)."""
+    state = timm_tiny_state()
+    path = str(tmp_path / "tiny-10-30.pth")
+    args = argparse.Namespace(model="avit_tiny_patch16_224", gate_scale=10.0, gate_center=30)
+    torch.save({"model": state, "epoch": 99, "args": args}, path)
+    model = tiny()
+    report = load_timm_vit(model, path)
+    assert report.unused == ["head.bias", "head.weight"]
+    own = model.state_dict()
+    for key in ("blocks.0.attn.qkv.weight", "patch_embed.proj.weight", "norm.bias"):
+        assert torch.equal(own[key], state[key])
 
 
 def test_position_resampling_keeps_constants_and_identity():

@@ -16,12 +16,17 @@ pruned model):
 Tracking loss (Eq. 8, OSTrack's head): weighted focal loss on the score map against the
 Gaussian heatmap, and GIoU + L1 on the box read at the predicted score peak.
 
-Block sparsity loss (Eq. 2), per sample: ``|mean_i p_i - tau|`` with
-``tau = clip(tau0 + rho (L_iou - mean L_iou), 0, 1)``, the GIoU loss of that sample against
-the batch mean, tau treated as a constant. Note: with rho > 0 as printed, a harder sample
-(larger GIoU loss) gets a larger tau and is pushed towards *more* bypassing, whereas the text
-and Fig. 3 describe fewer bypassed blocks on hard frames; a negative ``sparsity_slope`` gives
-that behaviour. The default keeps the equation and the paper's rho = 0.1.
+Block sparsity loss (Eq. 2), per sample: ``|mean_i p_i - tau|``, ``p_i`` the probability of
+bypassing block i, tau a function of that sample's GIoU loss against the batch mean, treated
+as a constant. The paper prints ``tau = clip(tau0 + rho (L_iou - mean L_iou), 0, 1)`` with
+rho = 0.1 > 0, and says a larger tau makes the model sparser: then a harder sample (larger
+GIoU loss) would be pushed to bypass *more* blocks. Its text says the opposite ("a stricter
+penalty imposed when the tracking task is easy and a less strict penalty when the task is
+challenging") and Fig. 3 shows more blocks kept on hard frames (occlusion, blur, similar
+objects). The text and the figure are what the method is for, so by default
+(``abtrack.sparsity_tau: text``) tau decreases with difficulty:
+``tau = clip(tau0 - rho (L_iou - mean L_iou), 0, 1)`` with the paper's rho = 0.1;
+``sparsity_tau: equation`` keeps the printed sign.
 """
 
 from __future__ import annotations
@@ -50,10 +55,20 @@ def boxes_at_peak(score_map: torch.Tensor, offset_map: torch.Tensor, size_map: t
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1).float()
 
 
-def sparsity_tau(giou: torch.Tensor, tau0: float, slope: float) -> torch.Tensor:
-    """Eq. 2's block sparsity function per sample (no gradient)."""
+SPARSITY_TAU_FORMS = ("text", "equation")
+
+
+def sparsity_tau(giou: torch.Tensor, tau0: float, slope: float, form: str = "text") -> torch.Tensor:
+    """The block sparsity function per sample (no gradient); see the module docstring.
+
+    ``form="text"``: tau falls with the sample's difficulty (hard samples keep blocks);
+    ``"equation"``: Eq. 2's printed sign.
+    """
+    if form not in SPARSITY_TAU_FORMS:
+        raise ValueError(f"sparsity tau form must be one of {SPARSITY_TAU_FORMS}, got {form!r}")
     giou = giou.detach()
-    return (tau0 + slope * (giou - giou.mean())).clamp(0.0, 1.0)
+    sign = -1.0 if form == "text" else 1.0
+    return (tau0 + sign * slope * (giou - giou.mean())).clamp(0.0, 1.0)
 
 
 def block_sparsity_loss(bypass_probs: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -110,7 +125,12 @@ class ABTrackObjective(Objective):
             stats["dr_l1"] = dr_l1.detach()
         probs = outputs.get("bypass_probs")
         if self.stage == "finetune" and probs is not None:
-            tau = sparsity_tau(giou, self.settings["tau0"], self.settings["sparsity_slope"])
+            tau = sparsity_tau(
+                giou,
+                self.settings["tau0"],
+                self.settings["sparsity_slope"],
+                self.settings["sparsity_tau"],
+            )
             sparsity = block_sparsity_loss(probs, tau).mean()
             total = total + self.settings["sparsity_weight"] * sparsity
             stats["sparsity"] = sparsity.detach()

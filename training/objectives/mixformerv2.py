@@ -23,6 +23,12 @@ Stages (``mixformerv2.stage``), run in this order to produce the zoo's entries:
     crop comes from another sequence (set ``data.negative_prob``, e.g. 0.5).
 
 Outside the score_head stage the score MLP is frozen: no loss reaches it.
+
+Distillation terms: Eq. 5 sums the KL over the four sides and Eq. 6 the L2 over the matched
+layers (``mixformerv2.distillation_reduction: sum``); the authors' code averages both (their
+``KLDivLoss`` terms / 4 and one ``mse_loss`` over the stacked layers), and its weights
+(``CORNER_WEIGHT`` 5.0, ``FEAT_WEIGHT`` 0.2) are given for that form (``mean``, set by the
+MixFormerV2 configs).
 """
 
 from __future__ import annotations
@@ -199,9 +205,13 @@ class MixFormerV2Objective(Objective):
             total = total + weights["distribution_weight"] * ce
             stats["side_ce"] = ce.detach()
         teacher = outputs.get("teacher")
+        averaged = settings["distillation_reduction"] == "mean"
+        sides = box_logits.shape[1]
         if self.stage == "dense_to_sparse":
             marginals = rebin(corner_marginals(teacher["corner_logits"]), box_logits.shape[-1])
             kl = distribution_kl(box_logits, marginals).mean()
+            if averaged:
+                kl = kl / sides
             total = total + settings["logits_weight"] * kl
             stats["kl"] = kl.detach()
         elif self.stage == "deep_to_shallow":
@@ -211,6 +221,9 @@ class MixFormerV2Objective(Objective):
                 F.mse_loss(outputs["layer_tokens"][p].float(), teacher["layer_tokens"][p].float())
                 for p in self.matched
             )
+            if averaged:
+                kl = kl / sides
+                feature = feature / max(1, len(self.matched))
             total = total + settings["logits_weight"] * kl + settings["feature_weight"] * feature
             stats.update({"kl": kl.detach(), "feature": feature.detach()})
         return total, stats

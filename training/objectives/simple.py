@@ -6,7 +6,10 @@
   MixFormerV2's dense-to-sparse distillation is trained the same way (STARK's corner loss).
 * HCAT (paper Sec. 3.4): binary cross-entropy over all search cells, negatives down-weighted
   by 16 (TransT's weights: classification 8.334), and GIoU + L1 between the boxes predicted at
-  the positive cells (centres inside the target) and the target.
+  the positive cells (centres inside the target) and the target. The authors' code (TransT's
+  SetCriterion) sums the L1 over the four coordinates before dividing by the number of
+  positives (``loss.l1_reduction: sum``, set by the HCAT configs); ``mean`` averages them
+  (4x weaker at the same weight).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class HCATObjective(Objective):
         if bool(positive.any()):
             giou, iou = giou_loss(boxes[positive], target[positive])
             l1 = l1_loss(boxes[positive], target[positive])
+            if weights["l1_reduction"] == "sum":
+                l1 = l1 * boxes.shape[-1]  # per box: the sum of the coordinate errors
             total = total + weights["giou_weight"] * giou.mean() + weights["l1_weight"] * l1.mean()
             stats.update({"giou": giou.mean(), "l1": l1.mean(), "iou": iou.mean()})
         else:  # keep the regression head in the graph (DDP) and the stats' keys stable
