@@ -7,7 +7,8 @@ points inside the box moves with the forward flow, each point is checked by the 
 that came back to where they started and scales by the median change of their pairwise
 distances. A track ends when too few points are consistent, when the box leaves the frame or
 after ``max_length`` frames, so that its drift stays small. Seeds are object proposals,
-regions that move against the background, and textured random regions.
+regions that move against the background, and random regions: all textured (flat regions
+have no trustworthy flow) and small enough to leave the search region room in the frame.
 
 ``python -m training.data.flow_tracks build [--root build/media]`` decodes each clip into
 ``<root>/clips/<clip>/img/00001.jpg...`` and writes ``<root>/flow/<clip>.json`` with the
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 
 from training.data.media import Manifest, object_proposals
+from training.data.photos import texture
 
 LOGGER = logging.getLogger("training.flow")
 
@@ -49,6 +51,8 @@ class FlowSettings:
     fb_threshold: float = 1.0  # pixels (or 2 % of the box side, whichever is larger)
     min_consistent: float = 0.6  # fraction of points that must pass the check
     min_side: float = 16.0
+    max_side_fraction: float = 0.3  # of the frame's shorter side: room around it to search
+    min_texture: float = 12.0  # grey-level std: flat regions have no trustworthy flow
     seed: int = 0
 
 
@@ -166,8 +170,8 @@ def seed_boxes(
     if len(proposals):
         picks = rng.choice(len(proposals), size=min(len(proposals), settings.seeds_per_round))
         candidates += [tuple(float(v) for v in proposals[k]) for k in picks]
+    largest = settings.max_side_fraction * min(width, height)
     for _ in range(settings.seeds_per_round // 2):
-        largest = 0.5 * min(width, height)
         side = math.exp(rng.uniform(math.log(settings.min_side), math.log(largest)))
         aspect = math.exp(rng.uniform(-math.log(3.0), math.log(3.0)))
         w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
@@ -175,7 +179,9 @@ def seed_boxes(
             candidates.append((rng.uniform(0, width - w), rng.uniform(0, height - h), w, h))
     usable = [
         b for b in candidates
-        if min(b[2], b[3]) >= settings.min_side and _inside_fraction(b, width, height) > 0.95
+        if settings.min_side <= min(b[2], b[3]) and math.sqrt(b[2] * b[3]) <= largest
+        and _inside_fraction(b, width, height) > 0.95
+        and texture(frame, b) >= settings.min_texture
     ]  # fmt: skip
     rng.shuffle(usable)
     return usable[: settings.seeds_per_round]

@@ -26,12 +26,14 @@ from ros_tracker.zoo.registry import create_model  # noqa: E402
 def ship(run_dir: str, which: str, models_dir: str) -> None:
     with open(os.path.join(run_dir, which + ".json"), encoding="utf-8") as handle:
         rebuild = json.load(handle)
-    if rebuild.get("overrides"):
-        raise SystemExit(
-            f"{run_dir}/{which}.json has builder overrides {rebuild['overrides']}: a shipped "
-            "model must be the zoo entry itself"
-        )
     network = create_model(rebuild["model"]).eval()
+    if rebuild.get("overrides"):
+        trained = create_model(rebuild["model"], **rebuild["overrides"])
+        if trained.card.extra != network.card.extra:
+            raise SystemExit(
+                f"{run_dir}/{which}.json has builder overrides {rebuild['overrides']} that the "
+                "zoo entry does not have: a shipped model must be the zoo entry itself"
+            )
     load_weights(network, os.path.join(run_dir, which + ".safetensors"))
     card = network.card
     if not card.weights:
