@@ -40,7 +40,7 @@ class PhotoSettings:
 
     proposal_prob: float = 0.6
     min_side: float = 12.0
-    max_side_fraction: float = 0.35  # of the photo's shorter side
+    max_side_fraction: float = 0.25  # of the photo's shorter side: room around it to search
     zoom_sigma: float = 0.2  # log-normal
     aspect_sigma: float = 0.08  # log-normal, width against height
     rotation_sigma: float = 3.0  # degrees
