@@ -116,6 +116,17 @@ def _pixel_view(msg: Image) -> np.ndarray:
     return np.ndarray(shape, dtype=dtype, buffer=buffer, strides=strides)
 
 
+def check_image_msg(msg: Image) -> None:
+    """Raise ImageConversionError if ``msg`` cannot be converted (encoding, sizes, step,
+    data length). Costs no copy: the image callback runs it on every message."""
+    _pixel_view(msg)
+
+
+def check_compressed_msg(msg: CompressedImage) -> None:
+    """The cheap part of compressed_msg_to_bgr's checks (decoding itself happens later)."""
+    _compressed_buffer(msg)
+
+
 def image_msg_to_numpy(msg: Image) -> np.ndarray:
     """The pixels of ``msg`` as (H, W) or (H, W, C), in the message's own encoding.
 
@@ -240,13 +251,7 @@ def bgr_to_image_msg(
     return numpy_to_image_msg(pixels, encoding, header)
 
 
-def compressed_msg_to_bgr(
-    msg: CompressedImage, value_range: Optional[ValueRange] = None
-) -> np.ndarray:
-    """Decode a CompressedImage (jpeg, png, ...) to a (H, W, 3) uint8 BGR array.
-
-    16-bit greyscale PNGs are scaled like mono16 raw images (see the module docstring).
-    """
+def _compressed_buffer(msg: CompressedImage) -> np.ndarray:
     buffer = _message_buffer(msg.data)
     if buffer.size == 0:
         raise ImageConversionError(f"compressed image (format {msg.format!r}) has no data")
@@ -254,6 +259,17 @@ def compressed_msg_to_bgr(
         raise ImageConversionError(
             f"compressed image format {msg.format!r} (compressedDepth) is not supported"
         )
+    return buffer
+
+
+def compressed_msg_to_bgr(
+    msg: CompressedImage, value_range: Optional[ValueRange] = None
+) -> np.ndarray:
+    """Decode a CompressedImage (jpeg, png, ...) to a (H, W, 3) uint8 BGR array.
+
+    16-bit greyscale PNGs are scaled like mono16 raw images (see the module docstring).
+    """
+    buffer = _compressed_buffer(msg)
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(

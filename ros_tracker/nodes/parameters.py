@@ -92,6 +92,12 @@ SPECS: List[ParameterSpec] = [
         int_range=(1, 1000),
     ),
     ParameterSpec(
+        "set_target_timeout",
+        15.0,
+        "seconds a set_target call waits for the tracker to initialise before it is cancelled",
+        float_range=(0.1, 600.0),
+    ),
+    ParameterSpec(
         "value_range",
         [0.0, 0.0],
         "[low, high] mapped to 0-255 for 16-bit and float images; [0, 0]: per-frame min-max",
@@ -122,6 +128,22 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
             )
         ]
     return result
+
+
+# How each parameter type is written in a parameters file or on the command line.
+_TYPE_RULES = {
+    bool: "true or false",
+    int: "an integer such as 5",
+    float: "a floating-point number with a decimal point, such as 1.0",
+    str: "a string",
+    list: "a list of floating-point numbers with decimal points, such as [0.0, 0.0]",
+}
+
+
+def type_rule(name: str) -> str:
+    """How a value of parameter ``name`` must be written (for start-up type errors)."""
+    spec = SPECS_BY_NAME[name]
+    return f"{name} must be {_TYPE_RULES[type(spec.default)]}"
 
 
 def check_value(name: str, value: Any) -> Optional[str]:
