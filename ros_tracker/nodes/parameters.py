@@ -21,7 +21,7 @@ DEFAULT_MODEL = "hcat_mobilenetv2"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
-IMAGE_QOS = ("sensor_data", "reliable")
+IMAGE_QOS = ("auto", "sensor_data", "reliable")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ SPECS: List[ParameterSpec] = [
     ParameterSpec("compressed", False, "subscribe to image/compressed instead of image", True),
     ParameterSpec(
         "image_qos",
-        "sensor_data",
-        "image subscription QoS: sensor_data (best effort, hears every camera) | reliable",
+        "auto",
+        "image subscription QoS: auto (reliable when every publisher of the topic is, else "
+        "best effort; follows the publishers) | sensor_data (best effort) | reliable",
         True,
         IMAGE_QOS,
     ),

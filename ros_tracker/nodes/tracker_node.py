@@ -114,22 +114,16 @@ class TrackerNode(Node):
         self._value_range = None if value_range[0] == value_range[1] else tuple(value_range)
         self._cache = FrameCache(self._param("frame_cache_size"))
 
-        images = MutuallyExclusiveCallbackGroup()
+        self._images_group = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
         self._compressed = bool(self._param("compressed"))
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if self._param("image_qos") == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
-        topic, kind = (
+        self._image_topic, self._image_type = (
             ("image/compressed", CompressedImage) if self._compressed else ("image", Image)
         )
-        self._image_sub = self.create_subscription(
-            kind, topic, self._on_image, image_qos, callback_group=images
-        )
+        self._image_qos_mode = str(self._param("image_qos"))
+        self._image_sub: Any = None
+        self._subscribe_images(self._wanted_reliability())
         self._detection_pub = self.create_publisher(Detection2D, "~/detection", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "~/status", 10)
         self._debug_pub = self.create_publisher(Image, "~/debug_image", 2)
@@ -138,6 +132,8 @@ class TrackerNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
         self.create_timer(1.0, self._on_idle_timer, callback_group=timers)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=timers)
+        if self._image_qos_mode == "auto":
+            self.create_timer(1.0, self._follow_publishers_qos, callback_group=timers)
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self._worker = TrackingWorker(
@@ -155,7 +151,7 @@ class TrackerNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"ready: model {self._tracker.model_name} on {self._tracker.backend_name}, "
-            f"listening on {self._image_sub.topic_name}"
+            f"listening on {self._image_sub.topic_name} ({self._describe_image_qos()})"
         )
 
     # ------------------------------------------------------------------ set-up
@@ -233,6 +229,59 @@ class TrackerNode(Node):
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ input
+    def _wanted_reliability(self) -> ReliabilityPolicy:
+        """The image subscription's reliability for the ``image_qos`` parameter.
+
+        ``auto`` subscribes reliable when every publisher of the topic offers it (Fast DDS
+        repairs the lost fragments of large images only then: a best-effort reader gets a
+        fraction of camera-rate 640x480 frames from another process) and best effort when
+        any publisher is best effort (a reliable reader would not match it) or none is seen
+        yet.
+        """
+        if self._image_qos_mode == "reliable":
+            return ReliabilityPolicy.RELIABLE
+        if self._image_qos_mode == "sensor_data":
+            return ReliabilityPolicy.BEST_EFFORT
+        if self._image_sub is not None:
+            topic = self._image_sub.topic_name  # resolved and remapped
+        else:
+            topic = self.resolve_topic_name(self._image_topic)
+        publishers = self.get_publishers_info_by_topic(topic)
+        offered = [info.qos_profile.reliability for info in publishers]
+        if offered and all(r == ReliabilityPolicy.RELIABLE for r in offered):
+            return ReliabilityPolicy.RELIABLE
+        return ReliabilityPolicy.BEST_EFFORT
+
+    def _subscribe_images(self, reliability: ReliabilityPolicy) -> None:
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        self._image_reliability = reliability
+        self._image_sub = self.create_subscription(
+            self._image_type,
+            self._image_topic,
+            self._on_image,
+            qos,
+            callback_group=self._images_group,
+        )
+
+    def _describe_image_qos(self) -> str:
+        reliable = self._image_reliability == ReliabilityPolicy.RELIABLE
+        kind = "reliable" if reliable else "best effort"
+        if self._image_qos_mode != "auto":
+            return f"{kind}: image_qos {self._image_qos_mode}"
+        return f"{kind}: image_qos auto follows the publishers"
+
+    def _follow_publishers_qos(self) -> None:
+        """``image_qos: auto``: re-subscribe when the publishers' reliability changes."""
+        wanted = self._wanted_reliability()
+        if wanted != self._image_reliability:
+            self._subscribe_images(wanted)
+            self.get_logger().info(
+                f"image subscription on {self._image_sub.topic_name} now "
+                f"{self._describe_image_qos()}"
+            )
+
     def _on_image(self, msg: Any) -> None:
         now = time.monotonic()
         self._events.add("received", now)

@@ -17,6 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.duration import Duration
+from rclpy.qos import ReliabilityPolicy
 from ros_harness import (
     Driver,
     NodeProcess,
@@ -77,6 +78,13 @@ class TrackerUnderTest:
         ready = self.process.wait_for_output("ready:", STARTUP_TIMEOUT_S)
         assert ready, "tracker_node did not start:\n" + self.process.output
         assert self.driver.wait_for_subscriber(self.images), "node never subscribed to images"
+        # image_qos auto: the node subscribes reliable once it sees this reliable publisher.
+        topic = self.images.topic_name
+        assert wait_until(
+            lambda: subscription_reliability(self.driver, topic) == {ReliabilityPolicy.RELIABLE},
+            20.0,
+        ), self.process.output
+        assert self.driver.wait_for_subscriber(self.images), "node never re-subscribed"
 
     def publish(self, image, age_s=0.0):
         """Publish one BGR frame stamped now (or ``age_s`` earlier); returns its header."""
@@ -307,6 +315,38 @@ def test_set_target_on_cached_frame_catches_up(fresh, scene_frames):
     assert fresh.detections.wait_for(
         lambda msgs: caught_up <= {key(m.header) for m in msgs}, timeout=15.0
     )
+
+
+def subscription_reliability(driver, topic):
+    """Reliability of the tracker's subscription(s) to ``topic``, as the graph shows them."""
+    infos = driver.node.get_subscriptions_info_by_topic(topic)
+    return {info.qos_profile.reliability for info in infos if info.node_name == "tracker"}
+
+
+def test_image_qos_auto_follows_the_publishers(fresh, scene_frames):
+    def node_reliability():
+        return subscription_reliability(fresh.driver, "/image")
+
+    assert node_reliability() == {ReliabilityPolicy.RELIABLE}
+    # A best-effort publisher joins: a reliable subscription would not hear it.
+    best_effort = fresh.driver.publisher(Image, "/image", reliable=False)
+    try:
+        assert wait_until(lambda: node_reliability() == {ReliabilityPolicy.BEST_EFFORT}, 20.0)
+        assert fresh.driver.wait_for_subscriber(best_effort)
+    finally:
+        fresh.driver.node.destroy_publisher(best_effort)
+    assert wait_until(lambda: node_reliability() == {ReliabilityPolicy.RELIABLE}, 20.0)
+    assert fresh.driver.wait_for_subscriber(fresh.images)
+    assert "image subscription on /image now best effort" in fresh.process.output
+
+
+def wait_until(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
 
 
 def test_parameters_are_validated(fresh):
