@@ -141,10 +141,12 @@ _TYPE_RULES = {
 }
 
 
-def type_rule(name: str) -> str:
-    """How a value of parameter ``name`` must be written (for start-up type errors)."""
-    spec = SPECS_BY_NAME[name]
-    return f"{name} must be {_TYPE_RULES[type(spec.default)]}"
+def type_rule(name: str, default: Any = None) -> str:
+    """How a value of parameter ``name`` (of ``default``'s type, by default its spec's) must be
+    written: for start-up type errors."""
+    if default is None:
+        default = SPECS_BY_NAME[name].default
+    return f"{name} must be {_TYPE_RULES[type(default)]}"
 
 
 def check_value(name: str, value: Any) -> Optional[str]:

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -34,15 +35,17 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_tracker_interfaces.msg import TrackerStatus
 from ros_tracker_interfaces.srv import SetTarget
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D
 
 from ros_tracker.nodes import parameters
+from ros_tracker.nodes.camera_model import CameraModel, CameraModelError
 from ros_tracker.nodes.frame_cache import CachedFrame, FrameCache
 from ros_tracker.nodes.image_conversion import (
     ImageConversionError,
+    bgr_to_compressed_msg,
     bgr_to_image_msg,
     check_compressed_msg,
     check_image_msg,
@@ -124,9 +127,25 @@ class TrackerNode(Node):
         self._image_qos_mode = str(self._param("image_qos"))
         self._image_sub: Any = None
         self._subscribe_images(self._wanted_reliability())
+        self._camera: Optional[CameraModel] = None
+        self._camera_info_key: Any = None
+        camera_info_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT
+        )
+        self.create_subscription(
+            CameraInfo,
+            "camera_info",
+            self._on_camera_info,
+            camera_info_qos,
+            callback_group=self._images_group,
+        )
         self._detection_pub = self.create_publisher(Detection2D, "~/detection", 10)
+        self._bearing_pub = self.create_publisher(Vector3Stamped, "~/bearing", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "~/status", 10)
         self._debug_pub = self.create_publisher(Image, "~/debug_image", 2)
+        self._debug_compressed_pub = self.create_publisher(
+            CompressedImage, "~/debug_image/compressed", 2
+        )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetTarget, "~/set_target", self._on_set_target, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
@@ -147,6 +166,7 @@ class TrackerNode(Node):
             warn=self._warn,
             now_ns=lambda: self.get_clock().now().nanoseconds,
             resolution_change_frames=int(self._param("resolution_change_frames")),
+            context_ok=self.context.ok,
         )
         self._worker.start()
         self.get_logger().info(
@@ -253,7 +273,9 @@ class TrackerNode(Node):
         return ReliabilityPolicy.BEST_EFFORT
 
     def _subscribe_images(self, reliability: ReliabilityPolicy) -> None:
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
+        # A few deep: the callback only stores the message, and the worker takes the newest,
+        # so depth adds no latency; it rides out short stalls of the executor on a busy CPU.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
         self._image_reliability = reliability
@@ -300,6 +322,46 @@ class TrackerNode(Node):
         self._cache.put(stamp_ns, msg, count_drop=self._session.active)
         if self._cache.dropped != dropped_before:
             self._events.add("dropped", now)
+
+    def _on_camera_info(self, msg: Any) -> None:
+        """Keep the camera model; rebuilt only when the calibration changes."""
+        key = (msg.width, msg.height, msg.distortion_model, tuple(msg.d), tuple(msg.k))
+        if key == self._camera_info_key:
+            return
+        self._camera_info_key = key
+        try:
+            self._camera = CameraModel.from_camera_info(msg)
+        except CameraModelError as error:
+            self._camera = None
+            self.get_logger().warning(f"camera_info not used, no ~/bearing: {error}")
+            return
+        self.get_logger().info(
+            f"camera_info: {msg.width}x{msg.height}, {msg.distortion_model or 'no distortion'}"
+            "; publishing ~/bearing with every detection"
+        )
+
+    def _bearing(self, header: Header, image: np.ndarray, box: Any) -> Optional[Vector3Stamped]:
+        camera = self._camera
+        if camera is None:
+            return None
+        height, width = image.shape[:2]
+        if camera.width and (camera.width, camera.height) != (width, height):
+            self._warn(
+                "camera_info",
+                f"camera_info is for {camera.width}x{camera.height} images but the images are "
+                f"{width}x{height}: no ~/bearing",
+            )
+            return None
+        x, y, w, h = box
+        try:
+            ray = camera.ray_for_box_centre((x + w / 2.0, y + h / 2.0))
+        except CameraModelError as error:
+            self._warn("camera_info", f"no ~/bearing for this frame: {error}")
+            return None
+        bearing = Vector3Stamped()
+        bearing.header = header
+        bearing.vector.x, bearing.vector.y, bearing.vector.z = ray
+        return bearing
 
     def _convert(self, msg: Any) -> np.ndarray:
         if self._compressed:
@@ -417,8 +479,15 @@ class TrackerNode(Node):
                     header, result.box, result.score, recorded.target_id, recorded.label
                 )
             )
+            bearing = self._bearing(header, image, result.box)
+            if bearing is not None:
+                self._bearing_pub.publish(bearing)
         self._publish_status(header)
-        if self._publish_debug and self._debug_pub.get_subscription_count() > 0:
+        if not self._publish_debug:
+            return
+        raw = self._debug_pub.get_subscription_count() > 0
+        compressed = self._debug_compressed_pub.get_subscription_count() > 0
+        if raw or compressed:
             status = self._session.status(time.monotonic())
             drawn = draw_tracking(
                 image,
@@ -428,7 +497,12 @@ class TrackerNode(Node):
                 status.fps,
                 label=recorded.label,
             )
-            self._debug_pub.publish(bgr_to_image_msg(drawn, header))
+            if raw:
+                self._debug_pub.publish(bgr_to_image_msg(drawn, header))
+            if compressed:
+                message = bgr_to_compressed_msg(drawn, header)
+                message.format = "bgr8; jpeg compressed bgr8"  # as image_transport writes it
+                self._debug_compressed_pub.publish(message)
 
     def _status_fields(self) -> dict:
         status = self._session.status(time.monotonic())

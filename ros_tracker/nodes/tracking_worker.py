@@ -70,6 +70,7 @@ class TrackingWorker:
         warn: Callable[[str, str], None],
         now_ns: Callable[[], int],
         resolution_change_frames: int,
+        context_ok: Callable[[], bool] = lambda: True,
     ) -> None:
         self._tracker = tracker
         self._cache = cache
@@ -80,6 +81,7 @@ class TrackingWorker:
         self._logger = logger
         self._warn = warn
         self._now_ns = now_ns
+        self._context_ok = context_ok
         self._resolution = ResolutionGuard(resolution_change_frames)
         self._stop = threading.Event()
         self._step_started: Optional[float] = None
@@ -118,8 +120,8 @@ class TrackingWorker:
                 self._step()
             except Exception as error:  # the guard: nothing ends the loop but stop()
                 self._step_started = None
-                if self._stop.is_set():
-                    break  # e.g. a publish racing the node's destruction
+                if self._stop.is_set() or not self._context_ok():
+                    break  # a publish racing the shutdown (Ctrl-C shut the context down)
                 self._on_error(error)
                 self._stop.wait(ERROR_BACKOFF_S)
 

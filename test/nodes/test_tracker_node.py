@@ -11,9 +11,11 @@ import math
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Vector3Stamped
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.duration import Duration
@@ -27,7 +29,7 @@ from ros_harness import (
 )
 from ros_tracker_interfaces.msg import TrackerStatus
 from ros_tracker_interfaces.srv import SetTarget
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D
 
@@ -249,6 +251,46 @@ def test_set_target_tracks_and_publishes_every_output(fresh, scene_frames):
     }
 
 
+def test_bearing_follows_the_target_through_the_camera_model(fresh, scene_frames):
+    k = np.array([[250.0, 0.0, 161.3], [0.0, 248.0, 118.9], [0.0, 0.0, 1.0]])
+    d = np.array([-0.25, 0.07, 0.001, -0.002, 0.0])
+    info = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob")
+    info.k = [float(v) for v in k.reshape(-1)]
+    info.d = [float(v) for v in d]
+    info_pub = fresh.driver.publisher(CameraInfo, "/camera_info")
+    bearings = fresh.driver.collect(Vector3Stamped, "/tracker/bearing")
+    compressed = fresh.driver.collect(CompressedImage, "/tracker/debug_image/compressed", depth=5)
+    try:
+        assert fresh.driver.wait_for_subscriber(info_pub)
+        info_pub.publish(info)
+        assert fresh.process.wait_for_output("publishing ~/bearing", 10.0), fresh.process.output
+        fresh.publish_frames(scene_frames[:2])
+        assert fresh.set_target(scene_frames[1].box).success
+        fresh.publish_frames(scene_frames[2:14])
+        assert bearings.wait_for(lambda msgs: len(msgs) >= 5, timeout=15.0)
+        detections = {key(m.header): m for m in fresh.detections.snapshot()}
+        checked = 0
+        for bearing in bearings.snapshot():
+            ray = np.array([bearing.vector.x, bearing.vector.y, bearing.vector.z])
+            assert abs(np.linalg.norm(ray) - 1.0) < 1e-9 and ray[2] > 0
+            detection = detections.get(key(bearing.header))
+            if detection is None:
+                continue
+            assert bearing.header.frame_id == detection.header.frame_id == "camera"
+            # OpenCV projects the bearing back onto the box centre (pixel centres at integers).
+            zero = np.zeros(3)
+            pixel = cv2.projectPoints(ray.reshape(1, 3), zero, zero, k, d)[0].reshape(2)
+            centre = (detection.bbox.center.position.x, detection.bbox.center.position.y)
+            assert np.allclose(pixel + 0.5, centre, atol=1e-4), (pixel, centre)
+            checked += 1
+        assert checked >= 3
+        assert compressed.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
+        jpeg = np.frombuffer(bytes(compressed.snapshot()[-1].data), np.uint8)
+        assert cv2.imdecode(jpeg, cv2.IMREAD_COLOR).shape == (HEIGHT, WIDTH, 3)
+    finally:
+        fresh.driver.node.destroy_publisher(info_pub)
+
+
 def test_reset_returns_to_idle_and_stops_detections(fresh, scene_frames):
     fresh.publish_frames(scene_frames[:2])
     assert fresh.set_target(scene_frames[1].box).success
@@ -291,9 +333,26 @@ def test_box_partly_outside_is_clipped(fresh, scene_frames):
     assert "clipped" in response.message
 
 
+def received_total(node):
+    """frames_received of the node's newest diagnostics (0 before the first)."""
+    arrays = node.diagnostics.snapshot()
+    return int(diagnostic_values(arrays[-1], "images")["frames_received"]) if arrays else 0
+
+
+def publish_and_wait(node, frames, at_least, period=0.03):
+    """Publish ``frames``; wait until the node reports ``at_least`` of them received."""
+    assert node.diagnostics.wait_for(lambda msgs: len(msgs) >= 1, timeout=5.0)
+    before = received_total(node)
+    headers = node.publish_frames(frames, period=period)
+    assert node.diagnostics.wait_for(
+        lambda msgs: received_total(node) >= before + at_least, timeout=15.0
+    ), (before, received_total(node))
+    return headers
+
+
 def test_stamp_older_than_cache_is_rejected(fresh, scene_frames):
-    headers = fresh.publish_frames(scene_frames[:12], period=0.03)  # cache keeps 10
-    time.sleep(0.3)
+    # Once 11 of them arrived, the first is out of the 10-frame cache, lost or not.
+    headers = publish_and_wait(fresh, scene_frames[:20], at_least=11)
     response = fresh.set_target(scene_frames[0].box, stamp=headers[0].stamp)
     assert not response.success
     assert "older than the frame cache" in response.message
@@ -304,8 +363,7 @@ def test_stamp_older_than_cache_is_rejected(fresh, scene_frames):
 
 
 def test_set_target_on_cached_frame_catches_up(fresh, scene_frames):
-    headers = fresh.publish_frames(scene_frames[:8], period=0.03)
-    time.sleep(0.3)
+    headers = publish_and_wait(fresh, scene_frames[:8], at_least=8)
     target_frame = 3
     response = fresh.set_target(scene_frames[target_frame].box, stamp=headers[target_frame].stamp)
     assert response.success, response.message
