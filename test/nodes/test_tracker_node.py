@@ -529,6 +529,7 @@ def test_fast_publisher_drops_frames_without_growing_latency(fresh, scene_frames
         fresh.publish(scene_frames[2 + index % 50].image)
         index += 1
         time.sleep(1.0 / 60.0)
+
     def tracking(msgs):
         return [m for m in msgs if m.state == STATE_TRACKING]
 
