@@ -115,6 +115,34 @@ if ! step_done package "$pkg_hash"; then
   mark_done package "$pkg_hash"
 fi
 
+# The editable install is a ROS package too: what colcon would install, as links into this
+# checkout (edits show at once), so that `ros2 launch ros_tracker ...` and `ros2 run` work
+# from the venv. Cheap, so it is checked on every run.
+ament_dev_install() {
+  local share="$VENV/share/ros_tracker" lib="$VENV/lib/ros_tracker"
+  mkdir -p "$VENV/share/ament_index/resource_index/packages" "$share" "$lib"
+  : >"$VENV/share/ament_index/resource_index/packages/ros_tracker"
+  ln -sfn "$ROOT/package.xml" "$share/package.xml"
+  # Real folders holding links to each file: ros2 launch does not descend into linked folders.
+  local item file
+  for item in launch config models; do
+    [ -L "$share/$item" ] && rm "$share/$item"
+    rm -rf "${share:?}/$item"
+    (cd "$ROOT" && find "$item" -type f -not -name '*.pyc' -not -path '*/__pycache__/*') |
+      while read -r file; do
+        mkdir -p "$share/$(dirname "$file")"
+        ln -sfn "$ROOT/$file" "$share/$file"
+      done
+  done
+  for exe in tracker_node video_source_node ros-tracker; do ln -sfn "$VENV/bin/$exe" "$lib/$exe"; done
+}
+ament_dev_install
+
 "$VENV/bin/python" -c "import rclpy, vision_msgs.msg, ros_tracker_interfaces.srv, ros_tracker" ||
   { log "environment check failed"; exit 1; }
+AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" -c "
+from ament_index_python.packages import get_package_share_directory as share
+import os, sys
+assert os.path.isfile(os.path.join(share('ros_tracker'), 'launch', 'track.launch.py'))" ||
+  { log "the ament index does not find ros_tracker's launch file"; exit 1; }
 log "ready: $VENV"

@@ -74,8 +74,9 @@ def models_dirs() -> List[str]:
     candidates.append(os.path.join(os.path.dirname(package_dir), "models"))
     seen = []
     for path in candidates:
-        if os.path.isdir(path) and path not in seen:
-            seen.append(path)
+        real = os.path.realpath(path)  # a development install links share/ to the checkout
+        if os.path.isdir(real) and real not in seen:
+            seen.append(real)
     return seen
 
 
