@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 PROFILE = os.path.join(REPO, "config", "fastdds_large_images.xml")
 RATE_HZ = 30.0
+
+from bench_machine import cpu_model  # noqa: E402
 
 CONFIGS: Dict[str, Dict[str, object]] = {
     "before": {"publisher": "best_effort", "image_qos": "sensor_data", "profile": ()},
@@ -63,17 +64,6 @@ CONFIGS: Dict[str, Dict[str, object]] = {
         "profile": ("node", "publisher"),
     },
 }
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def base_environment(domain: int) -> Dict[str, str]:

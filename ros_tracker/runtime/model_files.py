@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from ros_tracker.export.engine_cache import sha256_file
 from ros_tracker.export.onnx_files import (
     SEARCH_FILE,
     WEIGHTS_SHA256_KEY,
@@ -164,14 +165,6 @@ def import_torch(purpose: str) -> Any:
     return torch
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def installed_export(name: str) -> Optional[Tuple[OnnxExport, str]]:
     """The installed graphs of zoo model ``name`` and their weights file, if they match.
 
@@ -194,7 +187,7 @@ def installed_export(name: str) -> Optional[Tuple[OnnxExport, str]]:
         recorded = read_metadata(export.search_path).get(WEIGHTS_SHA256_KEY)
         if not os.path.isfile(weights) or recorded is None:
             continue
-        if recorded != file_sha256(weights):
+        if recorded != sha256_file(weights):
             LOGGER.info(
                 "the graphs in %s were exported from other weights than %s: not used",
                 folder,
