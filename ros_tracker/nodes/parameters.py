@@ -93,6 +93,13 @@ SPECS: List[ParameterSpec] = [
         int_range=(1, 1000),
     ),
     ParameterSpec(
+        "expected_image_rate",
+        0.0,
+        "images per second the camera should deliver; diagnostics warn below 90 % of it "
+        "(0: not checked)",
+        float_range=(0.0, 1000.0),
+    ),
+    ParameterSpec(
         "set_target_timeout",
         15.0,
         "seconds a set_target call waits for the tracker to initialise before it is cancelled",

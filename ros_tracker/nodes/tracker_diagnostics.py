@@ -2,8 +2,8 @@
 
 One DiagnosticStatus per concern, named ``<node>: <concern>``, each with its own level:
 
-* ``images``: input frequency and stamp age over the recent window, "no images for N s",
-  malformed and dropped frames in the window;
+* ``images``: input frequency (against ``expected_image_rate`` when set) and stamp age over
+  the recent window, "no images for N s", malformed and dropped frames in the window;
 * ``tracking``: state, processed rate, latency, tracking errors in the window;
 * ``worker``: the worker thread is alive, not stuck on one step, and raised no error
   in the window (any error there is a bug: ERROR).
@@ -25,6 +25,7 @@ from std_msgs.msg import Header
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 NO_IMAGES_WARN_S = 3.0  # no image for this long: WARN
+RATE_TOLERANCE = 0.1  # below (1 - this) x the expected image rate: WARN
 STAMP_AGE_WARN_MS = 1000.0  # images this much older than the node's clock: WARN
 BUSY_WARN_S = 10.0  # one worker step (initialisation or a frame) running this long: WARN
 
@@ -36,6 +37,7 @@ class DiagnosticsSnapshot:
     window_s: float
     topic: str
     received_rate: float
+    expected_rate: float  # 0: not checked
     since_last_image_s: Optional[float]  # None: no image yet
     stamp_age_ms: float  # median over recent images
     stamp_age_max_ms: float
@@ -89,6 +91,7 @@ def images_status(prefix: str, hardware_id: str, snap: DiagnosticsSnapshot) -> D
         {
             "topic": snap.topic,
             "frequency_hz": f"{snap.received_rate:.2f}",
+            "expected_frequency_hz": f"{snap.expected_rate:g}" if snap.expected_rate else "-",
             "seconds_since_last_image": "never" if since is None else f"{since:.2f}",
             "stamp_age_median_ms": f"{snap.stamp_age_ms:.1f}",
             "stamp_age_max_ms": f"{snap.stamp_age_max_ms:.1f}",
@@ -104,7 +107,11 @@ def images_status(prefix: str, hardware_id: str, snap: DiagnosticsSnapshot) -> D
         problems.append((WARN, f"no images received yet on {snap.topic}"))
     elif since > NO_IMAGES_WARN_S:
         problems.append((WARN, f"no images for {since:.0f} s on {snap.topic}"))
-    elif snap.stamp_age_ms > STAMP_AGE_WARN_MS:
+    elif snap.expected_rate and snap.received_rate < (1.0 - RATE_TOLERANCE) * snap.expected_rate:
+        problems.append(
+            (WARN, f"images at {snap.received_rate:.1f} Hz, expected {snap.expected_rate:g} Hz")
+        )
+    if since is not None and since <= NO_IMAGES_WARN_S and snap.stamp_age_ms > STAMP_AGE_WARN_MS:
         problems.append(
             (WARN, f"image stamps {snap.stamp_age_ms / 1000.0:.1f} s behind the node's clock")
         )

@@ -536,6 +536,7 @@ class TrackerNode(Node):
             window_s=events.window_s,
             topic=self._image_sub.topic_name,
             received_rate=events.rate("received", now),
+            expected_rate=float(self._param("expected_image_rate")),
             since_last_image_s=None if last_image is None else now - last_image,
             stamp_age_ms=self._stamp_age.median(),
             stamp_age_max_ms=self._stamp_age.maximum(),

@@ -19,6 +19,7 @@ HEALTHY = DiagnosticsSnapshot(
     window_s=5.0,
     topic="/drone1/camera/image_raw",
     received_rate=30.0,
+    expected_rate=0.0,
     since_last_image_s=0.03,
     stamp_age_ms=12.0,
     stamp_age_max_ms=20.0,
@@ -83,6 +84,12 @@ def test_missing_images_and_old_stamps_warn():
     assert quiet.level == WARN and "no images for 12 s" in quiet.message
     late = statuses(snapshot(stamp_age_ms=2500.0))["images"]
     assert late.level == WARN and "2.5 s behind" in late.message
+
+
+def test_image_rate_below_the_expected_one_warns():
+    assert statuses(snapshot(expected_rate=30.0, received_rate=28.0))["images"].level == OK
+    slow = statuses(snapshot(expected_rate=30.0, received_rate=14.2))["images"]
+    assert slow.level == WARN and "images at 14.2 Hz, expected 30 Hz" in slow.message
 
 
 def test_lost_target_warns_and_worker_trouble_is_an_error():
