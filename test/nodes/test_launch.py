@@ -154,12 +154,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
+VIEWER = """#!/usr/bin/env python3
+# Stands in for rviz2 (a GUI, not installable here): records the config it was given, then
+# waits for the launch to stop it, as rviz2 would.
+import signal, sys
+config = sys.argv[sys.argv.index("-d") + 1]
+with open(config) as source, open(sys.argv[0] + ".seen", "w") as seen:
+    seen.write(source.read())
+try:
+    signal.pause()
+except KeyboardInterrupt:
+    sys.exit(0)
+"""
+
+
+def _viewer_prefix(root) -> str:
+    """An install prefix with a package named rviz2 whose executable is VIEWER."""
+    (root / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (root / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").write_text("")
+    (root / "share" / "rviz2").mkdir(parents=True)
+    executable = root / "lib" / "rviz2" / "rviz2"
+    executable.parent.mkdir(parents=True)
+    executable.write_text(VIEWER)
+    executable.chmod(0o755)
+    return str(executable)
+
+
 @needs_ros2
 def test_ros2_launch_tracks_in_a_namespace_and_stops_on_ctrl_c(tmp_path):
     domain = fresh_domain_id()
     env = ros_environment(domain)
     env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)  # the launch file's own profile applies
-    env["TMPDIR"] = str(tmp_path)  # where a temporary rviz config would go
+    env["TMPDIR"] = str(tmp_path)  # where the temporary rviz config goes
+    viewer = _viewer_prefix(tmp_path / "viewer")
+    env["AMENT_PREFIX_PATH"] = str(tmp_path / "viewer") + os.pathsep + env["AMENT_PREFIX_PATH"]
     launch = _ros2_launch(
         [
             "source:=synthetic",
@@ -193,9 +221,10 @@ def test_ros2_launch_tracks_in_a_namespace_and_stops_on_ctrl_c(tmp_path):
         lines = output.splitlines()
     text = "\n".join(lines)
     assert launch.returncode == 0, text
-    assert "rviz2 is not installed" in text or "rviz2-" in text
+    with open(viewer + ".seen") as handle:  # rviz2 got this launch's namespaced debug image
+        assert "/drone1/tracker/debug_image" in handle.read()
     pids = [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", text)]
-    assert len(pids) >= 2, text
+    assert len(pids) == 3, text  # tracker, video_source, rviz2
     assert text.count("process has finished cleanly") == len(pids), text
     assert "Traceback" not in text and "has died" not in text, text
     deadline = time.monotonic() + 10.0
