@@ -154,17 +154,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-VIEWER = """#!/usr/bin/env python3
-# Stands in for rviz2 (a GUI, not installable here): records the config it was given, then
+VIEWER = """#!/bin/sh
+# Stands in for rviz2 (a GUI, not installable here): keeps the config it was given, then
 # waits for the launch to stop it, as rviz2 would.
-import signal, sys
-config = sys.argv[sys.argv.index("-d") + 1]
-with open(config) as source, open(sys.argv[0] + ".seen", "w") as seen:
-    seen.write(source.read())
-try:
-    signal.pause()
-except KeyboardInterrupt:
-    sys.exit(0)
+previous=""
+for argument in "$@"; do
+    [ "$previous" = "-d" ] && cp "$argument" "$0.seen"
+    previous="$argument"
+done
+trap 'exit 0' INT TERM
+while :; do sleep 0.2; done
 """
 
 
