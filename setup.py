@@ -37,8 +37,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "tracker_node = ros_tracker.nodes.tracker_node:main",
-            "video_source_node = ros_tracker.nodes.video_source_node:main",
+            "tracker_node = ros_tracker.nodes.entry:tracker",
+            "video_source_node = ros_tracker.nodes.entry:video_source",
             "ros-tracker = ros_tracker.cli:main",
         ],
     },

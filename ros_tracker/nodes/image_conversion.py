@@ -6,10 +6,20 @@ through ``np.frombuffer`` and a strided view that honours ``step`` (padded rows)
 at most one.
 
 Supported encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1, 32FC1 (plus the aliases
-8UC1, 8UC3, 8UC4 for mono8, bgr8, bgra8).
+8UC1, 8UC3, 8UC4 for mono8, bgr8, bgra8), and what drone and USB cameras send:
+
+* ``yuv422`` = ``uyvy`` (U Y0 V Y1) and ``yuv422_yuy2`` = ``yuyv`` (Y0 U Y1 V), 4:2:2 with
+  two bytes a pixel;
+* ``nv12`` (Y plane, then interleaved U V at half resolution) and ``nv21`` (V U), 4:2:0:
+  ``height`` rows of ``step`` bytes of Y, then ``height / 2`` rows of chroma;
+* ``bayer_rggb8``, ``bayer_bggr8``, ``bayer_gbrg8``, ``bayer_grbg8`` and their 16-bit forms
+  (``bayer_*16``), demosaiced by OpenCV (the pattern names the top-left 2x2 block).
+
+YUV is read as ITU-R BT.601 with video range (Y 16..235), as V4L2 cameras deliver it.
 
 Single-channel 16-bit and float images (mono16, 16UC1, 32FC1) have no natural 8-bit colour, so
-``image_msg_to_bgr`` maps them linearly to 0..255 grey:
+``image_msg_to_bgr`` maps them linearly to 0..255 grey (16-bit Bayer images: the demosaiced
+colours, the same way):
 - with ``value_range=(low, high)``: ``low`` -> 0 and ``high`` -> 255, values outside clipped.
   Use this for a sequence (e.g. depth in millimetres, ``(300, 5000)``): the mapping stays the
   same from frame to frame, which appearance-based tracking needs.
@@ -48,8 +58,30 @@ _LAYOUTS = {
     "mono16": _EncodingLayout(1, "u2"),
     "16UC1": _EncodingLayout(1, "u2"),
     "32FC1": _EncodingLayout(1, "f4"),
+    "yuv422": _EncodingLayout(2, "u1"),
+    "yuv422_yuy2": _EncodingLayout(2, "u1"),
+    "nv12": _EncodingLayout(1, "u1"),
+    "nv21": _EncodingLayout(1, "u1"),
 }
-_ALIASES = {"8UC1": "mono8", "8UC3": "bgr8", "8UC4": "bgra8"}
+_ALIASES = {
+    "8UC1": "mono8",
+    "8UC3": "bgr8",
+    "8UC4": "bgra8",
+    "uyvy": "yuv422",
+    "yuyv": "yuv422_yuy2",
+}
+# Bayer patterns; OpenCV names a pattern by the second row's first two pixels, hence the shift.
+_BAYER = {
+    "rggb": cv2.COLOR_BayerBG2BGR,
+    "bggr": cv2.COLOR_BayerRG2BGR,
+    "gbrg": cv2.COLOR_BayerGR2BGR,
+    "grbg": cv2.COLOR_BayerGB2BGR,
+}
+for _pattern in _BAYER:
+    _LAYOUTS[f"bayer_{_pattern}8"] = _EncodingLayout(1, "u1")
+    _LAYOUTS[f"bayer_{_pattern}16"] = _EncodingLayout(1, "u2")
+# 4:2:0 encodings: the message holds height * 3 / 2 rows (luma, then half-resolution chroma).
+_PLANAR = ("nv12", "nv21")
 
 # cv2 colour conversions to BGR for the 8-bit encodings other than bgr8 itself.
 _TO_BGR = {
@@ -57,7 +89,13 @@ _TO_BGR = {
     "rgba8": cv2.COLOR_RGBA2BGR,
     "bgra8": cv2.COLOR_BGRA2BGR,
     "mono8": cv2.COLOR_GRAY2BGR,
+    "yuv422": cv2.COLOR_YUV2BGR_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2BGR_YUY2,
+    "nv12": cv2.COLOR_YUV2BGR_NV12,
+    "nv21": cv2.COLOR_YUV2BGR_NV21,
 }
+for _pattern, _code in _BAYER.items():
+    _TO_BGR[f"bayer_{_pattern}8"] = _code
 _FROM_BGR = {
     "rgb8": cv2.COLOR_BGR2RGB,
     "rgba8": cv2.COLOR_BGR2RGBA,
@@ -101,11 +139,25 @@ def _pixel_view(msg: Image) -> np.ndarray:
             f"step {step} is smaller than width*bytes_per_pixel = {width}*{pixel_bytes} = "
             f"{width * pixel_bytes} for encoding {msg.encoding!r}"
         )
-    buffer = _message_buffer(msg.data)
-    if buffer.size != height * step:
+    subsampled = encoding in _PLANAR or encoding.startswith("yuv422") or "bayer" in encoding
+    if subsampled and (width % 2 or height % 2) and not encoding.startswith("yuv422"):
         raise ImageConversionError(
-            f"data has {buffer.size} bytes but height*step = {height}*{step} = {height * step}"
+            f"encoding {msg.encoding!r} needs an even width and height, got {width}x{height}"
         )
+    if encoding.startswith("yuv422") and width % 2:
+        raise ImageConversionError(f"encoding {msg.encoding!r} needs an even width, got {width}")
+    rows = height * 3 // 2 if encoding in _PLANAR else height
+    buffer = _message_buffer(msg.data)
+    if buffer.size != rows * step:
+        what = (
+            f"height*3/2*step = {rows}*{step}"
+            if encoding in _PLANAR
+            else f"height*step = {height}*{step}"
+        )
+        raise ImageConversionError(
+            f"data has {buffer.size} bytes but {what} = {rows * step} for {msg.encoding!r}"
+        )
+    height = rows
     byte_order = ">" if msg.is_bigendian else "<"
     dtype = np.dtype(layout.dtype).newbyteorder(byte_order)
     if layout.channels == 1:
@@ -114,6 +166,17 @@ def _pixel_view(msg: Image) -> np.ndarray:
         shape = (height, width, layout.channels)
         strides = (step, pixel_bytes, item_size)
     return np.ndarray(shape, dtype=dtype, buffer=buffer, strides=strides)
+
+
+def check_image_msg(msg: Image) -> None:
+    """Raise ImageConversionError if ``msg`` cannot be converted (encoding, sizes, step,
+    data length). Costs no copy: the image callback runs it on every message."""
+    _pixel_view(msg)
+
+
+def check_compressed_msg(msg: CompressedImage) -> None:
+    """The cheap part of compressed_msg_to_bgr's checks (decoding itself happens later)."""
+    _compressed_buffer(msg)
 
 
 def image_msg_to_numpy(msg: Image) -> np.ndarray:
@@ -162,6 +225,10 @@ def _pixels_to_bgr(
         return pixels
     if encoding in _TO_BGR:
         return cv2.cvtColor(pixels, _TO_BGR[encoding])
+    if encoding.startswith("bayer_"):  # 16-bit: demosaic at full depth, then scale
+        native = pixels.astype(pixels.dtype.newbyteorder("="), copy=False)
+        colour = cv2.cvtColor(native, _BAYER[encoding[len("bayer_") : -2]])
+        return _scale_to_uint8(colour, value_range)
     grey = _scale_to_uint8(pixels, value_range)
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
 
@@ -240,13 +307,7 @@ def bgr_to_image_msg(
     return numpy_to_image_msg(pixels, encoding, header)
 
 
-def compressed_msg_to_bgr(
-    msg: CompressedImage, value_range: Optional[ValueRange] = None
-) -> np.ndarray:
-    """Decode a CompressedImage (jpeg, png, ...) to a (H, W, 3) uint8 BGR array.
-
-    16-bit greyscale PNGs are scaled like mono16 raw images (see the module docstring).
-    """
+def _compressed_buffer(msg: CompressedImage) -> np.ndarray:
     buffer = _message_buffer(msg.data)
     if buffer.size == 0:
         raise ImageConversionError(f"compressed image (format {msg.format!r}) has no data")
@@ -254,6 +315,17 @@ def compressed_msg_to_bgr(
         raise ImageConversionError(
             f"compressed image format {msg.format!r} (compressedDepth) is not supported"
         )
+    return buffer
+
+
+def compressed_msg_to_bgr(
+    msg: CompressedImage, value_range: Optional[ValueRange] = None
+) -> np.ndarray:
+    """Decode a CompressedImage (jpeg, png, ...) to a (H, W, 3) uint8 BGR array.
+
+    16-bit greyscale PNGs are scaled like mono16 raw images (see the module docstring).
+    """
+    buffer = _compressed_buffer(msg)
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ros_tracker_interfaces.msg import TrackerStatus
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
@@ -44,19 +43,3 @@ def status_message(header: Header, fields: Dict[str, object]) -> TrackerStatus:
     status.backend = str(fields["backend"])
     status.model = str(fields["model"])
     return status
-
-
-def diagnostics_message(
-    header: Header, name: str, level: bytes, message: str, values: Dict[str, object]
-) -> DiagnosticArray:
-    """One DiagnosticStatus; ``level`` is a DiagnosticStatus constant (OK, WARN, ERROR)."""
-    array = DiagnosticArray()
-    array.header = header
-    status = DiagnosticStatus()
-    status.level = level
-    status.name = name
-    status.hardware_id = name
-    status.message = message
-    status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
-    array.status.append(status)
-    return array

@@ -21,7 +21,7 @@ DEFAULT_MODEL = "hcat_mobilenetv2"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")
-IMAGE_QOS = ("sensor_data", "reliable")
+IMAGE_QOS = ("auto", "sensor_data", "reliable")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ SPECS: List[ParameterSpec] = [
     ParameterSpec("compressed", False, "subscribe to image/compressed instead of image", True),
     ParameterSpec(
         "image_qos",
-        "sensor_data",
-        "image subscription QoS: sensor_data (best effort, hears every camera) | reliable",
+        "auto",
+        "image subscription QoS: auto (reliable when every publisher of the topic is, else "
+        "best effort; follows the publishers) | sensor_data (best effort) | reliable",
         True,
         IMAGE_QOS,
     ),
@@ -90,6 +91,19 @@ SPECS: List[ParameterSpec] = [
         "consecutive frames at a new resolution before it is adopted (target dropped)",
         True,
         int_range=(1, 1000),
+    ),
+    ParameterSpec(
+        "expected_image_rate",
+        0.0,
+        "images per second the camera should deliver; diagnostics warn below 90 % of it "
+        "(0: not checked)",
+        float_range=(0.0, 1000.0),
+    ),
+    ParameterSpec(
+        "set_target_timeout",
+        15.0,
+        "seconds a set_target call waits for the tracker to initialise before it is cancelled",
+        float_range=(0.1, 600.0),
     ),
     ParameterSpec(
         "value_range",
@@ -122,6 +136,24 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
             )
         ]
     return result
+
+
+# How each parameter type is written in a parameters file or on the command line.
+_TYPE_RULES = {
+    bool: "true or false",
+    int: "an integer such as 5",
+    float: "a floating-point number with a decimal point, such as 1.0",
+    str: "a string",
+    list: "a list of floating-point numbers with decimal points, such as [0.0, 0.0]",
+}
+
+
+def type_rule(name: str, default: Any = None) -> str:
+    """How a value of parameter ``name`` (of ``default``'s type, by default its spec's) must be
+    written: for start-up type errors."""
+    if default is None:
+        default = SPECS_BY_NAME[name].default
+    return f"{name} must be {_TYPE_RULES[type(default)]}"
 
 
 def check_value(name: str, value: Any) -> Optional[str]:

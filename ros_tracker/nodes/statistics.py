@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import statistics
 import threading
-from typing import Deque
+from typing import Deque, Dict, Optional
 
 
 class RecentRate:
@@ -47,6 +47,53 @@ class RecentMedian:
         with self._lock:
             return statistics.median(self._values) if self._values else 0.0
 
+    def maximum(self) -> float:
+        with self._lock:
+            return max(self._values) if self._values else 0.0
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+
+class EventWindow:
+    """Counts of named events over the last ``window_s`` seconds (diagnostics: a problem
+    shows while it happens and clears once it stops, unlike a cumulative count)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = float(window_s)
+        self._events: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
+        self._totals: Dict[str, int] = collections.defaultdict(int)
+        self._last: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, now: float) -> None:
+        with self._lock:
+            self._events[kind].append(now)
+            self._totals[kind] += 1
+            self._last[kind] = now
+            self._expire(kind, now)
+
+    def _expire(self, kind: str, now: float) -> None:
+        times = self._events[kind]
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+
+    def count(self, kind: str, now: float) -> int:
+        """Events of ``kind`` within the window."""
+        with self._lock:
+            self._expire(kind, now)
+            return len(self._events[kind])
+
+    def rate(self, kind: str, now: float) -> float:
+        """Events per second within the window."""
+        return self.count(kind, now) / self.window_s
+
+    def total(self, kind: str) -> int:
+        with self._lock:
+            return self._totals[kind]
+
+    def last(self, kind: str) -> Optional[float]:
+        """When ``kind`` last happened (None: never)."""
+        with self._lock:
+            return self._last.get(kind)

@@ -1,14 +1,16 @@
 """ROS 2 node ``tracker``: camera images and services in, Detection2D and status out.
 
-The node only adapts ROS to the tracker runtime (ros_tracker.runtime). Threads:
+The node only adapts ROS to the tracker runtime (ros_tracker.runtime). Who does what:
 
-* the image callback stores the message in a FrameCache and returns;
-* a worker thread takes the newest frame, runs the tracker and publishes, so latency never
-  grows with a queue (frames replaced before the worker took them count as dropped);
-* services and timers run in their own callback groups of a MultiThreadedExecutor, so they
-  answer while inference is busy. SetTarget is validated in the service callback and handed
-  to the worker, which initialises on the cached frame the box was drawn on and then catches
-  up through the newer cached frames.
+* the image callback checks a message's layout (a malformed one is counted and never
+  displaces a good frame), stores it in the FrameCache and returns;
+* the TrackingWorker thread runs the tracker: a pending SetTarget first, otherwise the
+  newest frame; it calls ``_publish_result`` with every tracked frame;
+* the TargetSession holds the target, the pending SetTarget and the per-target statistics
+  that the threads share, one transaction per method;
+* services run in a reentrant group of a MultiThreadedExecutor, so ``~/reset`` answers, and
+  cancels a waiting ``~/set_target``, while inference or an initialisation is busy; timers
+  (idle status, diagnostics) have their own group.
 
 Nothing the node receives can stop it: malformed images are skipped, counted and reported
 with a throttled warning; invalid targets get success=false with the reason.
@@ -19,44 +21,50 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from ros_tracker_interfaces.msg import TrackerStatus
 from ros_tracker_interfaces.srv import SetTarget
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2D
 
 from ros_tracker.nodes import parameters
+from ros_tracker.nodes.camera_model import CameraModel, CameraModelError
 from ros_tracker.nodes.frame_cache import CachedFrame, FrameCache
 from ros_tracker.nodes.image_conversion import (
     ImageConversionError,
+    bgr_to_compressed_msg,
     bgr_to_image_msg,
+    check_compressed_msg,
+    check_image_msg,
     compressed_msg_to_bgr,
     image_msg_to_bgr,
 )
 from ros_tracker.nodes.logging_bridge import forward_runtime_logs
-from ros_tracker.nodes.messages import detection_message, diagnostics_message, status_message
+from ros_tracker.nodes.messages import detection_message, status_message
 from ros_tracker.nodes.node_main import run_node
-from ros_tracker.nodes.statistics import RecentMedian, RecentRate
+from ros_tracker.nodes.statistics import EventWindow, RecentMedian
+from ros_tracker.nodes.target_session import InitRequest, Recorded, TargetSession
+from ros_tracker.nodes.tracker_diagnostics import DiagnosticsSnapshot, diagnostics_array
+from ros_tracker.nodes.tracking_worker import TrackingWorker
 from ros_tracker.runtime.box_validation import validate_initial_box
-from ros_tracker.runtime.target_state import TargetState, TargetStateMachine
+from ros_tracker.runtime.target_state import TargetState
 from ros_tracker.visualization import draw_tracking
 
-# How long a SetTarget call waits for the worker to initialise the tracker.
-INIT_TIMEOUT_S = 15.0
 WARN_THROTTLE_S = 2.0
+DIAGNOSTICS_WINDOW_S = 5.0
 
 
 class StartupError(RuntimeError):
@@ -71,19 +79,17 @@ def format_stamp(stamp_ns: int) -> str:
     return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
 
 
-@dataclass
-class InitRequest:
-    """A validated SetTarget waiting for the worker; the service thread waits on ``done``."""
-
-    frame: CachedFrame
-    image: np.ndarray
-    box: Tuple[float, float, float, float]
-    label: str
-    target_id: str
-    done: threading.Event = field(default_factory=threading.Event)
-    cancelled: bool = False
-    ok: bool = False
-    message: str = ""
+def inference_device(tracker: Any) -> str:
+    """The device inference runs on, for diagnostics' hardware_id (cpu, cuda, ...)."""
+    device = getattr(tracker.backend, "device", None)
+    if device is not None and str(device):
+        return str(device)
+    name = str(tracker.backend_name)
+    if "cpu" in name:
+        return "cpu"
+    if "tensorrt" in name or "cuda" in name:
+        return "cuda"
+    return name
 
 
 class TrackerNode(Node):
@@ -91,76 +97,117 @@ class TrackerNode(Node):
 
     def __init__(self, node_name: str = "tracker", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self._worker: Optional[TrackingWorker] = None
+        self._tracker: Any = None
         self._log_handler = forward_runtime_logs(self.get_logger())
         self._declare_parameters()
         self._tracker = self._build_tracker()
+        self._hardware_id = inference_device(self._tracker)
 
-        self._lock = threading.Lock()  # guards target state, generation and counters
-        self._state = TargetStateMachine(
+        self._session = TargetSession(
             lost_threshold=self._param("lost_threshold"), lost_frames=self._param("lost_frames")
         )
-        self._generation = 0  # bumped by every set_target and reset
-        self._target_id = ""
-        self._label = ""
-        self._targets_set = 0
-        self._score = 0.0
+        self._events = EventWindow(DIAGNOSTICS_WINDOW_S)
+        self._stamp_age = RecentMedian()
         self._last_header = Header()
-        self._stream_size: Optional[Tuple[int, int]] = None
-        self._new_size_streak = 0
-        self._pending: Optional[InitRequest] = None
-        self._processed = 0
-        self._malformed = 0
-        self._errors = 0
         self._last_warning: Dict[str, float] = {}
-        self._rate = RecentRate()
-        self._latency = RecentMedian()
         self._publish_debug = bool(self._param("publish_debug_image"))
+        self._set_target_timeout = float(self._param("set_target_timeout"))
         value_range = list(self._param("value_range"))
         self._value_range = None if value_range[0] == value_range[1] else tuple(value_range)
         self._cache = FrameCache(self._param("frame_cache_size"))
 
-        images = MutuallyExclusiveCallbackGroup()
-        services = MutuallyExclusiveCallbackGroup()
+        self._images_group = MutuallyExclusiveCallbackGroup()
+        services = ReentrantCallbackGroup()
         timers = MutuallyExclusiveCallbackGroup()
         self._compressed = bool(self._param("compressed"))
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if self._param("image_qos") == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
-        topic, kind = (
+        self._image_topic, self._image_type = (
             ("image/compressed", CompressedImage) if self._compressed else ("image", Image)
         )
-        self._image_sub = self.create_subscription(
-            kind, topic, self._on_image, image_qos, callback_group=images
+        self._image_qos_mode = str(self._param("image_qos"))
+        self._image_sub: Any = None
+        self._subscribe_images(self._wanted_reliability())
+        self._camera: Optional[CameraModel] = None
+        self._camera_info_key: Any = None
+        camera_info_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT
+        )
+        self.create_subscription(
+            CameraInfo,
+            "camera_info",
+            self._on_camera_info,
+            camera_info_qos,
+            callback_group=self._images_group,
         )
         self._detection_pub = self.create_publisher(Detection2D, "~/detection", 10)
+        self._bearing_pub = self.create_publisher(Vector3Stamped, "~/bearing", 10)
         self._status_pub = self.create_publisher(TrackerStatus, "~/status", 10)
         self._debug_pub = self.create_publisher(Image, "~/debug_image", 2)
+        self._debug_compressed_pub = self.create_publisher(
+            CompressedImage, "~/debug_image/compressed", 2
+        )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetTarget, "~/set_target", self._on_set_target, callback_group=services)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
         self.create_timer(1.0, self._on_idle_timer, callback_group=timers)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=timers)
+        if self._image_qos_mode == "auto":
+            self.create_timer(1.0, self._follow_publishers_qos, callback_group=timers)
         self.add_on_set_parameters_callback(self._on_parameters)
 
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="tracker-worker", daemon=True)
+        self._worker = TrackingWorker(
+            tracker=self._tracker,
+            cache=self._cache,
+            session=self._session,
+            convert=self._convert,
+            publish=self._publish_result,
+            events=self._events,
+            logger=self.get_logger(),
+            warn=self._warn,
+            now_ns=lambda: self.get_clock().now().nanoseconds,
+            resolution_change_frames=int(self._param("resolution_change_frames")),
+            context_ok=self.context.ok,
+        )
         self._worker.start()
         self.get_logger().info(
             f"ready: model {self._tracker.model_name} on {self._tracker.backend_name}, "
-            f"listening on {self._image_sub.topic_name}"
+            f"listening on {self._image_sub.topic_name} ({self._describe_image_qos()})"
         )
 
     # ------------------------------------------------------------------ set-up
     def _declare_parameters(self) -> None:
         for spec in parameters.SPECS:
-            self.declare_parameter(spec.name, spec.default, parameters.descriptor(spec))
+            try:
+                self.declare_parameter(spec.name, spec.default, parameters.descriptor(spec))
+            except InvalidParameterTypeException as error:
+                raise StartupError(
+                    "invalid parameter: " + parameters.type_rule(spec.name) + self._given(spec.name)
+                ) from error
+            except InvalidParameterValueException as error:
+                reason = parameters.check_value(spec.name, self._override(spec.name))
+                raise StartupError(f"invalid parameter: {reason or error}") from error
         for spec in parameters.SPECS:
             reason = parameters.check_value(spec.name, self._param(spec.name))
             if reason is not None:
                 raise StartupError("invalid parameter: " + reason)
+
+    def _override(self, name: str) -> Any:
+        """The value a parameters file or the command line gave ``name`` (None: none)."""
+        override = getattr(self, "_parameter_overrides", {}).get(name)
+        if override is None:
+            return None
+        value = override.value
+        if hasattr(value, "__iter__") and not isinstance(value, (str, bytes)):
+            return list(value)
+        return value
+
+    def _given(self, name: str) -> str:
+        """ ", got integer 1": the kind and value of the override, for error messages."""
+        override = getattr(self, "_parameter_overrides", {}).get(name)
+        if override is None:
+            return ""
+        kind = override.type_.name.lower().replace("_", " ")
+        return f", got {kind} {self._override(name)!r}"
 
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -190,21 +237,131 @@ class TrackerNode(Node):
             reason = parameters.check_value(change.name, change.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
-        with self._lock:
-            for change in changes:
-                if change.name == "lost_threshold":
-                    self._state.lost_threshold = float(change.value)
-                elif change.name == "lost_frames":
-                    self._state.lost_frames = int(change.value)
-                elif change.name == "publish_debug_image":
-                    self._publish_debug = bool(change.value)
+        for change in changes:
+            if change.name == "lost_threshold":
+                self._session.configure(lost_threshold=float(change.value))
+            elif change.name == "lost_frames":
+                self._session.configure(lost_frames=int(change.value))
+            elif change.name == "publish_debug_image":
+                self._publish_debug = bool(change.value)
+            elif change.name == "set_target_timeout":
+                self._set_target_timeout = float(change.value)
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ input
+    def _wanted_reliability(self) -> ReliabilityPolicy:
+        """The image subscription's reliability for the ``image_qos`` parameter.
+
+        ``auto`` subscribes reliable when every publisher of the topic offers it (Fast DDS
+        repairs the lost fragments of large images only then: a best-effort reader gets a
+        fraction of camera-rate 640x480 frames from another process) and best effort when
+        any publisher is best effort (a reliable reader would not match it) or none is seen
+        yet.
+        """
+        if self._image_qos_mode == "reliable":
+            return ReliabilityPolicy.RELIABLE
+        if self._image_qos_mode == "sensor_data":
+            return ReliabilityPolicy.BEST_EFFORT
+        if self._image_sub is not None:
+            topic = self._image_sub.topic_name  # resolved and remapped
+        else:
+            topic = self.resolve_topic_name(self._image_topic)
+        publishers = self.get_publishers_info_by_topic(topic)
+        offered = [info.qos_profile.reliability for info in publishers]
+        if offered and all(r == ReliabilityPolicy.RELIABLE for r in offered):
+            return ReliabilityPolicy.RELIABLE
+        return ReliabilityPolicy.BEST_EFFORT
+
+    def _subscribe_images(self, reliability: ReliabilityPolicy) -> None:
+        # A few deep: the callback only stores the message, and the worker takes the newest,
+        # so depth adds no latency; it rides out short stalls of the executor on a busy CPU.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        self._image_reliability = reliability
+        self._image_sub = self.create_subscription(
+            self._image_type,
+            self._image_topic,
+            self._on_image,
+            qos,
+            callback_group=self._images_group,
+        )
+
+    def _describe_image_qos(self) -> str:
+        reliable = self._image_reliability == ReliabilityPolicy.RELIABLE
+        kind = "reliable" if reliable else "best effort"
+        if self._image_qos_mode != "auto":
+            return f"{kind}: image_qos {self._image_qos_mode}"
+        return f"{kind}: image_qos auto follows the publishers"
+
+    def _follow_publishers_qos(self) -> None:
+        """``image_qos: auto``: re-subscribe when the publishers' reliability changes."""
+        wanted = self._wanted_reliability()
+        if wanted != self._image_reliability:
+            self._subscribe_images(wanted)
+            self.get_logger().info(
+                f"image subscription on {self._image_sub.topic_name} now "
+                f"{self._describe_image_qos()}"
+            )
+
     def _on_image(self, msg: Any) -> None:
-        with self._lock:
-            active = self._state.state != TargetState.IDLE
-        self._cache.put(stamp_to_ns(msg.header.stamp), msg, count_drop=active)
+        now = time.monotonic()
+        self._events.add("received", now)
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns:
+            self._stamp_age.add((self.get_clock().now().nanoseconds - stamp_ns) / 1e6)
+        try:
+            # Cheap (no conversion): a malformed message must not displace a good frame.
+            check_compressed_msg(msg) if self._compressed else check_image_msg(msg)
+        except ImageConversionError as error:
+            self._events.add("malformed", now)
+            total = self._events.total("malformed")
+            self._warn("malformed", f"skipped a malformed image ({total} so far): {error}")
+            return
+        dropped_before = self._cache.dropped
+        self._cache.put(stamp_ns, msg, count_drop=self._session.active)
+        if self._cache.dropped != dropped_before:
+            self._events.add("dropped", now)
+
+    def _on_camera_info(self, msg: Any) -> None:
+        """Keep the camera model; rebuilt only when the calibration changes."""
+        key = (msg.width, msg.height, msg.distortion_model, tuple(msg.d), tuple(msg.k))
+        if key == self._camera_info_key:
+            return
+        self._camera_info_key = key
+        try:
+            self._camera = CameraModel.from_camera_info(msg)
+        except CameraModelError as error:
+            self._camera = None
+            self.get_logger().warning(f"camera_info not used, no ~/bearing: {error}")
+            return
+        self.get_logger().info(
+            f"camera_info: {msg.width}x{msg.height}, {msg.distortion_model or 'no distortion'}"
+            "; publishing ~/bearing with every detection"
+        )
+
+    def _bearing(self, header: Header, image: np.ndarray, box: Any) -> Optional[Vector3Stamped]:
+        camera = self._camera
+        if camera is None:
+            return None
+        height, width = image.shape[:2]
+        if camera.width and (camera.width, camera.height) != (width, height):
+            self._warn(
+                "camera_info",
+                f"camera_info is for {camera.width}x{camera.height} images but the images are "
+                f"{width}x{height}: no ~/bearing",
+            )
+            return None
+        x, y, w, h = box
+        try:
+            ray = camera.ray_for_box_centre((x + w / 2.0, y + h / 2.0))
+        except CameraModelError as error:
+            self._warn("camera_info", f"no ~/bearing for this frame: {error}")
+            return None
+        bearing = Vector3Stamped()
+        bearing.header = header
+        bearing.vector.x, bearing.vector.y, bearing.vector.z = ray
+        return bearing
 
     def _convert(self, msg: Any) -> np.ndarray:
         if self._compressed:
@@ -241,23 +398,18 @@ class TrackerNode(Node):
         if not check.ok or check.box is None:
             return self._refuse(response, check.reason)
 
-        with self._lock:
-            self._targets_set += 1
-            target_id = f"target_{self._targets_set}"
+        target_id = self._session.new_target_id()
         init = InitRequest(frame, image, check.box, request.label, target_id)
-        with self._lock:
-            if self._pending is not None:
-                self._pending.cancelled = True
-                self._pending.message = "superseded by a newer set_target"
-                self._pending.done.set()
-            self._pending = init
+        self._session.submit(init)
         self._cache.wake()
-        if not init.done.wait(INIT_TIMEOUT_S):
-            init.cancelled = True
-            return self._refuse(
-                response, f"initialisation did not finish within {INIT_TIMEOUT_S} s"
+        timeout = self._set_target_timeout
+        if not init.done.wait(timeout):
+            cancelled, dropped = self._session.cancel(
+                init, f"initialisation did not finish within {timeout:g} s (set_target_timeout)"
             )
-        if not init.ok:
+            if cancelled and dropped:
+                init.message += f"; the previous target {dropped} is dropped"
+        if init.outcome != "committed":
             return self._refuse(response, init.message)
         notes = " (box clipped to the image)" if check.clipped else ""
         if float(request.bbox.center.theta) != 0.0:
@@ -307,209 +459,142 @@ class TrackerNode(Node):
         return response
 
     def _on_reset(self, request: Any, response: Any) -> Any:
-        with self._lock:
-            previous = self._target_id
-            self._generation += 1
-            self._state.reset()
-            self._target_id = ""
-            self._label = ""
-            if self._pending is not None:
-                self._pending.cancelled = True
-                self._pending.message = "cancelled by reset"
-                self._pending.done.set()
-                self._pending = None
+        previous = self._session.reset()
         self._cache.discard_pending()
         response.success = True
         response.message = f"dropped {previous}" if previous else "no target was set"
         self.get_logger().info("reset: " + response.message)
         return response
 
-    # ------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                init, self._pending = self._pending, None
-            if init is not None:
-                self._initialize(init)
-                continue
-            frame = self._cache.take_newest(timeout=0.1)
-            if frame is None:
-                continue
-            with self._lock:
-                idle = self._state.state == TargetState.IDLE
-            if not idle:
-                self._process(frame)
-
-    def _initialize(self, init: InitRequest) -> None:
-        if init.cancelled:
-            return
-        try:
-            self._tracker.initialize(init.image, init.box)
-        except Exception as error:  # a runtime failure must not stop the node
-            init.message = f"tracker initialisation failed: {error}"
-            init.done.set()
-            return
-        with self._lock:
-            if init.cancelled:
-                return
-            self._generation += 1
-            self._state.start()
-            self._target_id = init.target_id
-            self._label = init.label
-            self._score = 1.0
-            self._stream_size = (init.image.shape[1], init.image.shape[0])
-            self._new_size_streak = 0
-        newer = self._cache.newer_than(init.frame.seq)
-        init.ok = True
-        init.message = f"catching up through {len(newer)} newer cached frame(s)"
-        init.done.set()
-        for frame in newer:
-            self._process(frame)
-        if newer:
-            self._cache.clear_pending_up_to(newer[-1].seq)
-
-    def _process(self, frame: CachedFrame) -> None:
-        try:
-            image = self._convert(frame.msg)
-        except ImageConversionError as error:
-            with self._lock:
-                self._malformed += 1
-            self._warn(
-                "malformed", f"skipped a malformed image ({self._malformed} so far): {error}"
-            )
-            return
-        if not self._accept_size(image):
-            return
-        with self._lock:
-            generation = self._generation
-        try:
-            result = self._tracker.track(image)
-        except Exception as error:  # keep running; report and count
-            with self._lock:
-                self._errors += 1
-            self._warn("tracking", f"tracking failed on one frame ({self._errors} so far): {error}")
-            return
-        with self._lock:
-            if generation != self._generation:
-                return  # reset or retargeted while this frame was in flight
-            state = self._state.update(result.score)
-            self._score = float(result.score)
-            self._processed += 1
-            self._last_header = frame.msg.header
-            target_id, label = self._target_id, self._label
-        self._rate.tick(time.monotonic())
-        header = frame.msg.header
-        if state == TargetState.TRACKING:
-            self._detection_pub.publish(
-                detection_message(header, result.box, result.score, target_id, label)
-            )
-        if frame.stamp_ns:
-            now_ns = self.get_clock().now().nanoseconds
-            self._latency.add((now_ns - frame.stamp_ns) / 1e6)
-        self._publish_status(header, state)
-        if self._publish_debug and self._debug_pub.get_subscription_count() > 0:
-            fps = self._rate.rate(time.monotonic())
-            drawn = draw_tracking(image, result.box, result.score, state.name, fps, label=label)
-            self._debug_pub.publish(bgr_to_image_msg(drawn, header))
-
-    def _accept_size(self, image: np.ndarray) -> bool:
-        """False for a frame whose resolution differs from the stream's (see resolution params)."""
-        size = (image.shape[1], image.shape[0])
-        with self._lock:
-            expected = self._stream_size
-            if expected is None or size == expected:
-                self._new_size_streak = 0
-                self._stream_size = size
-                return True
-            self._new_size_streak += 1
-            self._malformed += 1
-            streak = self._new_size_streak
-        needed = int(self._param("resolution_change_frames"))
-        if streak < needed:
-            self._warn(
-                "resolution",
-                f"image resolution changed from {expected[0]}x{expected[1]} to "
-                f"{size[0]}x{size[1]}: frame skipped ({streak}/{needed} before adopting it)",
-            )
-            return False
-        with self._lock:
-            self._stream_size = size
-            self._new_size_streak = 0
-            self._generation += 1
-            self._state.reset()
-            dropped, self._target_id = self._target_id, ""
-        self.get_logger().warning(
-            f"adopted the new resolution {size[0]}x{size[1]}; target {dropped} dropped "
-            "(its box belongs to the old resolution): call set_target again"
-        )
-        return False
-
     # ------------------------------------------------------------------ output
-    def _status_fields(self, state: TargetState) -> dict:
-        with self._lock:
-            fields = {
-                "state": int(state),
-                "target_id": self._target_id,
-                "score": self._score if state != TargetState.IDLE else 0.0,
-                "frames_processed": self._processed,
-            }
-        fields.update(
-            fps=self._rate.rate(time.monotonic()),
-            latency_ms=self._latency.median(),
-            frames_dropped=self._cache.dropped,
+    def _publish_result(
+        self, frame: CachedFrame, image: np.ndarray, result: Any, recorded: Recorded
+    ) -> None:
+        """Publish one tracked frame (called on the worker thread)."""
+        header = frame.msg.header
+        self._last_header = header
+        if recorded.state == TargetState.TRACKING:
+            self._detection_pub.publish(
+                detection_message(
+                    header, result.box, result.score, recorded.target_id, recorded.label
+                )
+            )
+            bearing = self._bearing(header, image, result.box)
+            if bearing is not None:
+                self._bearing_pub.publish(bearing)
+        self._publish_status(header)
+        if not self._publish_debug:
+            return
+        raw = self._debug_pub.get_subscription_count() > 0
+        compressed = self._debug_compressed_pub.get_subscription_count() > 0
+        if raw or compressed:
+            status = self._session.status(time.monotonic())
+            drawn = draw_tracking(
+                image,
+                result.box,
+                result.score,
+                recorded.state.name,
+                status.fps,
+                label=recorded.label,
+            )
+            if raw:
+                self._debug_pub.publish(bgr_to_image_msg(drawn, header))
+            if compressed:
+                message = bgr_to_compressed_msg(drawn, header)
+                message.format = "bgr8; jpeg compressed bgr8"  # as image_transport writes it
+                self._debug_compressed_pub.publish(message)
+
+    def _status_fields(self) -> dict:
+        status = self._session.status(time.monotonic())
+        return {
+            "state": int(status.state),
+            "target_id": status.target_id,
+            "score": status.score,
+            "frames_processed": status.frames_processed,
+            "fps": status.fps,
+            "latency_ms": status.latency_ms,
+            "frames_dropped": self._cache.dropped,
+            "backend": self._tracker.backend_name,
+            "model": self._tracker.model_name,
+        }
+
+    def _publish_status(self, header: Header) -> None:
+        self._status_pub.publish(status_message(header, self._status_fields()))
+
+    def _on_idle_timer(self) -> None:
+        if self._session.state == TargetState.IDLE:
+            self._publish_status(self._last_header)
+
+    def _diagnostics_snapshot(self) -> DiagnosticsSnapshot:
+        now = time.monotonic()
+        events = self._events
+        status = self._session.status(now)
+        last_image = events.last("received")
+        worker = self._worker
+        assert worker is not None
+        return DiagnosticsSnapshot(
+            window_s=events.window_s,
+            topic=self._image_sub.topic_name,
+            received_rate=events.rate("received", now),
+            expected_rate=float(self._param("expected_image_rate")),
+            since_last_image_s=None if last_image is None else now - last_image,
+            stamp_age_ms=self._stamp_age.median(),
+            stamp_age_max_ms=self._stamp_age.maximum(),
+            malformed=events.count("malformed", now),
+            malformed_total=events.total("malformed"),
+            dropped=events.count("dropped", now),
+            dropped_total=self._cache.dropped,
+            received_total=self._cache.received,
+            state=status.state.name,
+            target_id=status.target_id,
+            processed_rate=events.rate("processed", now),
+            processed_total=status.frames_processed,
+            fps=status.fps,
+            latency_ms=status.latency_ms,
+            tracking_errors=events.count("tracking_error", now),
+            tracking_errors_total=events.total("tracking_error"),
+            worker_alive=worker.alive,
+            worker_stopping=worker.stopping,
+            worker_busy_s=worker.busy_for(now),
+            worker_errors=events.count("worker_error", now),
+            worker_errors_total=events.total("worker_error"),
+            set_target_waiting=self._session.waiting,
             backend=self._tracker.backend_name,
             model=self._tracker.model_name,
         )
-        return fields
-
-    def _publish_status(self, header: Header, state: TargetState) -> None:
-        self._status_pub.publish(status_message(header, self._status_fields(state)))
-
-    def _on_idle_timer(self) -> None:
-        with self._lock:
-            state = self._state.state
-            header = self._last_header
-        if state == TargetState.IDLE:
-            self._publish_status(header, state)
 
     def _publish_diagnostics(self) -> None:
-        with self._lock:
-            state = self._state.state
-            malformed, errors = self._malformed, self._errors
-        fields = self._status_fields(state)
-        level, message = DiagnosticStatus.OK, state.name.lower()
-        if state == TargetState.LOST:
-            level, message = DiagnosticStatus.WARN, "target lost"
-        if malformed or errors:
-            level = DiagnosticStatus.WARN
-            message += f"; {malformed} malformed image(s), {errors} tracking error(s)"
-        values = dict(fields)
-        values.update(
-            state=state.name,
-            frames_received=self._cache.received,
-            frames_malformed=malformed,
-            tracking_errors=errors,
-        )
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
-        name = f"{self.get_fully_qualified_name()}: tracker"
-        self._diagnostics_pub.publish(diagnostics_message(header, name, level, message, values))
+        array = diagnostics_array(
+            header, self.get_fully_qualified_name(), self._hardware_id, self._diagnostics_snapshot()
+        )
+        self._diagnostics_pub.publish(array)
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._cache.wake()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
-        self._tracker.close()
-        logging.getLogger("ros_tracker").removeHandler(self._log_handler)
+        """Stop the worker, release the model, then the ROS entities; safe on a node whose
+        construction failed half-way (rclpy destroys it again on shutdown)."""
+        worker, self._worker = getattr(self, "_worker", None), None
+        if worker is not None and not worker.stop(timeout=5.0):
+            self.get_logger().warning("the worker was still busy after 5 s; leaving it")
+        tracker, self._tracker = getattr(self, "_tracker", None), None
+        if tracker is not None:
+            tracker.close()
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None:
+            logging.getLogger("ros_tracker").removeHandler(handler)
         super().destroy_node()
 
 
 def _spin(node: TrackerNode) -> None:
-    executor = MultiThreadedExecutor(num_threads=3)
+    # Image callback, up to three concurrent service calls, timers, parameter services.
+    executor = MultiThreadedExecutor(num_threads=6)
     executor.add_node(node)
-    executor.spin()
+    try:
+        executor.spin()
+    finally:
+        executor.shutdown(timeout_sec=1.0)
 
 
 def main(args: Optional[List[str]] = None) -> int:

@@ -53,8 +53,11 @@ def validate_initial_box(box: Sequence[float], image_size: Tuple[int, int]) -> B
         return _reject(
             f"box ({x:g}, {y:g}, {w:g}, {h:g}) lies entirely outside the {width}x{height} image"
         )
-    clipped = inside != (x, y, w, h)
-    return BoxCheck(ok=True, box=inside, clipped=clipped)
+    # Decided on the edges, not by comparing the intersection with the box: x + w - x need
+    # not equal w in floating point, which would call a box inside the image clipped.
+    if x >= 0.0 and y >= 0.0 and x + w <= width and y + h <= height:
+        return BoxCheck(ok=True, box=(x, y, w, h))
+    return BoxCheck(ok=True, box=inside, clipped=True)
 
 
 def require_initial_box(box: Sequence[float], image_size: Tuple[int, int]) -> Box:

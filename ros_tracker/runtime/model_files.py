@@ -5,7 +5,11 @@ Three kinds of source:
 * a zoo name (``hit_tiny``): the card from the registry, trained weights from
   ``<models dir>/<card.weights>`` when the file exists, otherwise a random initialisation
   (seeded, so every backend sees the same network) with the warning
-  "no trained weights for <name>: random initialisation";
+  "no trained weights for <name>: random initialisation". When that models directory also
+  holds the exported graphs ``<name>/template.onnx`` and ``<name>/search.onnx`` whose
+  metadata names the sha256 of exactly those weights (the ship tool writes it), ONNX Runtime
+  and TensorRT use them as installed: nothing is exported at start-up and PyTorch is not
+  needed at all;
 * a ``.safetensors`` file: the card from its metadata (``card``, as written by
   ros_tracker.zoo.checkpoints.card_metadata) and, optionally, ``overrides``: a JSON object of
   builder overrides for non-default configurations;
@@ -16,10 +20,13 @@ Models directories searched for weights, in order: ``$ROS_TRACKER_MODELS`` (colo
 the installed package's share directory ``share/ros_tracker/models``, and the source
 checkout's ``models/``.
 
-ONNX Runtime and TensorRT need the exported graphs; for zoo names and safetensors files they
-are exported on first use into ``<engine_cache_dir>/onnx/<name>-<digest>/``, the digest
-covering the weights, the card, the network's and the exporter's source code, so a changed
-model is re-exported and an unchanged one never is.
+ONNX Runtime and TensorRT need the exported graphs; for zoo names without matching installed
+graphs and for safetensors files they are exported on first use (through PyTorch) into
+``<engine_cache_dir>/onnx/<name>-<digest>/``, the digest covering the weights, the card, the
+network's and the exporter's source code, so a changed model is re-exported and an unchanged
+one never is.
+
+This module imports PyTorch only where a network is built or exported.
 """
 
 from __future__ import annotations
@@ -30,13 +37,21 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-import torch
-
-from ros_tracker.export.onnx import OnnxExport, export_onnx, find_export
+from ros_tracker.export.engine_cache import sha256_file
+from ros_tracker.export.onnx_files import (
+    SEARCH_FILE,
+    WEIGHTS_SHA256_KEY,
+    OnnxExport,
+    find_export,
+    read_metadata,
+)
 from ros_tracker.runtime.backends.base import BackendUnavailable
 from ros_tracker.zoo.card import ModelCard
+
+if TYPE_CHECKING:
+    import torch
 
 LOGGER = logging.getLogger("ros_tracker.runtime")
 
@@ -60,8 +75,9 @@ def models_dirs() -> List[str]:
     candidates.append(os.path.join(os.path.dirname(package_dir), "models"))
     seen = []
     for path in candidates:
-        if os.path.isdir(path) and path not in seen:
-            seen.append(path)
+        real = os.path.realpath(path)  # a development install links share/ to the checkout
+        if os.path.isdir(real) and real not in seen:
+            seen.append(real)
     return seen
 
 
@@ -106,6 +122,7 @@ class ModelSource:
             raise BackendUnavailable(
                 f"{self.describe()} is an exported ONNX model: it has no PyTorch network"
             )
+        torch = import_torch(f"building the {self.card.name} network")
         from ros_tracker.zoo.checkpoints import load_weights
         from ros_tracker.zoo.registry import create_model
 
@@ -134,9 +151,55 @@ class ModelSource:
             self.export = find_export(folder)
             LOGGER.info("using the ONNX export in %s", folder)
         except (FileNotFoundError, ValueError):
+            from ros_tracker.export.onnx import export_onnx
+
             LOGGER.info("exporting %s to ONNX in %s", self.card.name, folder)
             self.export = export_onnx(network, folder)
         return self.export
+
+
+def import_torch(purpose: str) -> Any:
+    """torch, or BackendUnavailable naming what needed it (a robot may run without torch)."""
+    try:
+        import torch
+    except ImportError as error:
+        raise BackendUnavailable(
+            f"{purpose} needs PyTorch, which is not installed ({error})"
+        ) from error
+    return torch
+
+
+def installed_export(name: str) -> Optional[Tuple[OnnxExport, str]]:
+    """The installed graphs of zoo model ``name`` and their weights file, if they match.
+
+    A models directory that holds ``<name>/`` (template.onnx, search.onnx) for that model and
+    the weights file its card names, where the graphs' metadata carries the sha256 of exactly
+    that file. Graphs exported from other weights are reported and not used.
+    """
+    for directory in models_dirs():
+        folder = os.path.join(directory, name)
+        if not os.path.isfile(os.path.join(folder, SEARCH_FILE)):
+            continue
+        try:
+            export = find_export(folder)
+        except (OSError, ValueError) as error:
+            LOGGER.warning("ignoring the installed graphs in %s: %s", folder, error)
+            continue
+        if export.card.name != name or not export.card.weights:
+            continue
+        weights = os.path.join(directory, export.card.weights)
+        recorded = read_metadata(export.search_path).get(WEIGHTS_SHA256_KEY)
+        if not os.path.isfile(weights) or recorded is None:
+            continue
+        if recorded != sha256_file(weights):
+            LOGGER.info(
+                "the graphs in %s were exported from other weights than %s: not used",
+                folder,
+                weights,
+            )
+            continue
+        return export, weights
+    return None
 
 
 def network_digest(network: torch.nn.Module) -> str:
@@ -189,22 +252,71 @@ def _source_from_safetensors(path: str) -> ModelSource:
     return ModelSource(card=card, kind="safetensors", weights_path=path, overrides=overrides)
 
 
-def _zoo_source(name: str) -> ModelSource:
+# Card fields that shape the exported graphs: installed graphs must agree with the registry.
+_GRAPH_FIELDS = (
+    "family",
+    "template_size",
+    "search_size",
+    "template_input_names",
+    "template_box_input",
+    "template_state_names",
+    "output_names",
+)
+
+
+def _registry_card(name: str) -> ModelCard:
     from ros_tracker.zoo.registry import get_card
 
-    card = get_card(name)
+    try:
+        return get_card(name)  # imports every network module, so torch
+    except ImportError as error:
+        raise BackendUnavailable(
+            f"zoo model {name!r} has no installed ONNX graphs matching its weights, and "
+            f"building it needs PyTorch, which is not installed ({error})"
+        ) from error
+
+
+def _zoo_source(name: str) -> ModelSource:
+    installed = installed_export(name)
+    if installed is not None:
+        export, weights = installed
+        try:
+            card = _registry_card(name)
+        except BackendUnavailable:  # no torch here: the graphs' own card is the model
+            card = export.card
+        differs = [f for f in _GRAPH_FIELDS if getattr(card, f) != getattr(export.card, f)]
+        if not differs:
+            LOGGER.info("using the installed ONNX graphs of %s in %s", name, export.folder)
+            return ModelSource(card=card, kind="zoo", weights_path=weights, export=export)
+        LOGGER.info(
+            "the installed graphs in %s differ from the zoo's %s (%s): not used",
+            export.folder,
+            name,
+            ", ".join(differs),
+        )
+    card = _registry_card(name)
     return ModelSource(card=card, kind="zoo", weights_path=find_weights(card))
+
+
+def _known_zoo_name(model: str) -> bool:
+    """Whether ``model`` is a zoo name: installed graphs of it, or (with torch) the registry."""
+    if installed_export(model) is not None:
+        return True
+    from ros_tracker.zoo.registry import list_models
+
+    try:
+        return model in list_models()
+    except ImportError:  # no torch: only installed graphs can be zoo models here
+        return False
 
 
 def resolve_model(model: str) -> ModelSource:
     """Resolve a zoo name, a .safetensors path, or an ONNX export (folder or file)."""
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a zoo name or a file path, got {model!r}")
-    from ros_tracker.zoo.registry import list_models
-
     path = os.path.expanduser(model)
     looks_like_path = os.sep in model or path.endswith((ONNX_SUFFIX, SAFETENSORS_SUFFIX))
-    if not looks_like_path and model in list_models():
+    if not looks_like_path and _known_zoo_name(model):
         # A bare zoo name means the zoo model even if a folder of that name is here
         # (e.g. an export written with --out <name>): name that one as ./<name>.
         return _zoo_source(model)

@@ -84,9 +84,11 @@ class NodeProcess:
             time.sleep(0.05)
         return False
 
-    def stop(self) -> int:
+    def stop(self, interrupts: int = 1) -> int:
+        """SIGINT (``interrupts`` times: Ctrl-C under ros2 launch sends two), then wait."""
         if self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT: the nodes' normal shutdown path
+            for _ in range(interrupts):
+                self.process.send_signal(2)  # SIGINT: the nodes' normal shutdown path
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

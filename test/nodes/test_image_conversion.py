@@ -168,7 +168,7 @@ def test_aliases_are_accepted():
 @pytest.mark.parametrize(
     "change, pattern",
     [
-        ({"encoding": "yuv422"}, r"unsupported image encoding 'yuv422'"),
+        ({"encoding": "yuv9000"}, r"unsupported image encoding 'yuv9000'"),
         ({"encoding": ""}, r"unsupported image encoding ''"),
         ({"step": WIDTH * 3 - 1}, r"step 20 is smaller than width\*bytes_per_pixel = 7\*3 = 21"),
         ({"width": 0}, r"zero size: width=0, height=5"),

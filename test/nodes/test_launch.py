@@ -1,15 +1,28 @@
-"""The launch file: always checked for syntax and contract arguments; run for real where
-launch_ros exists (a ROS 2 distribution), skipped with the reason elsewhere."""
+"""The launch file: always checked for syntax and contract arguments; where the ROS 2 launch
+system is installed (a ROS distribution, or build/ros2cli made by ../shared/ros2cli), its
+description is built and real ``ros2 launch`` runs it end to end and stops it with Ctrl-C."""
 
 from __future__ import annotations
 
 import ast
+import glob
 import importlib.util
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from ros_harness import Driver, fresh_domain_id, ros_environment
+from ros_tracker_interfaces.msg import TrackerStatus
+from ros_tracker_interfaces.srv import SetTarget
+from vision_msgs.msg import Detection2D
 
-LAUNCH_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "launch", "track.launch.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCH_FILE = os.path.join(REPO, "launch", "track.launch.py")
+ROS2CLI_ENV = os.path.join(REPO, "build", "ros2cli", "env.sh")
 CONTRACT_ARGUMENTS = {
     "image_topic",
     "params_file",
@@ -26,6 +39,38 @@ CONTRACT_ARGUMENTS = {
 def read_launch_file() -> str:
     with open(LAUNCH_FILE) as handle:
         return handle.read()
+
+
+def _launch_system_importable() -> bool:
+    """launch_ros from a distribution, or from build/ros2cli (put on sys.path here)."""
+    if importlib.util.find_spec("launch_ros") is not None:
+        return True
+    pattern = os.path.join(REPO, "build", "ros2cli", "install", "lib", "python3*", "site-packages")
+    for site in glob.glob(pattern):
+        sys.path.append(site)
+    return importlib.util.find_spec("launch_ros") is not None
+
+
+needs_launch = pytest.mark.skipif(
+    not _launch_system_importable(),
+    reason="the ROS 2 launch system is not installed (no distribution; make launch-tools)",
+)
+
+
+def _ros2_for_this_python() -> bool:
+    """A ROS distribution, or build/ros2cli built over the venv these tests run in."""
+    if os.environ.get("ROS_DISTRO") and not os.path.isfile(ROS2CLI_ENV):
+        return True
+    if not os.path.isfile(ROS2CLI_ENV):
+        return False
+    with open(ROS2CLI_ENV) as handle:
+        return sys.prefix in handle.read()
+
+
+needs_ros2 = pytest.mark.skipif(
+    not _ros2_for_this_python(),
+    reason="no ros2 command for this Python (no distribution; make launch-tools builds one)",
+)
 
 
 def test_launch_file_declares_the_contract_arguments():
@@ -45,25 +90,160 @@ def test_launch_file_parses_as_python_3_8():
     ast.parse(read_launch_file(), LAUNCH_FILE, feature_version=(3, 8))
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("launch_ros") is None,
-    reason="launch_ros is not installed (no ROS 2 distribution here; PyPI has no launch_ros)",
-)
-def test_launch_description_builds_the_nodes():  # pragma: no cover - needs a ROS distribution
-    from launch import LaunchContext, LaunchDescription
+def _describe(monkeypatch, **arguments):
+    from launch import LaunchContext
     from launch.actions import OpaqueFunction
 
     spec = importlib.util.spec_from_file_location("track_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    assert isinstance(description, LaunchDescription)
     context = LaunchContext()
     for entity in description.entities:
         if not isinstance(entity, OpaqueFunction):
             entity.visit(context)
-    context.launch_configurations.update(source="synthetic", rviz="true", namespace="drone1")
+    context.launch_configurations.update(arguments)
     opaque = [e for e in description.entities if isinstance(e, OpaqueFunction)][0]
-    nodes = opaque.execute(context)
+    return opaque.execute(context)
+
+
+@needs_launch
+def test_launch_description_builds_the_nodes(monkeypatch):
+    from launch.actions import LogInfo, SetEnvironmentVariable
+    from launch_ros.actions import Node
+
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("RMW_IMPLEMENTATION", raising=False)
+    actions = _describe(monkeypatch, source="synthetic", rviz="true", namespace="drone1")
+    nodes = [a for a in actions if isinstance(a, Node)]
     executables = sorted(node.node_executable for node in nodes)
-    assert executables == ["rviz2", "tracker_node", "video_source_node"]
+    rviz = importlib.util.find_spec("rviz2") is not None  # never on PyPI
+    assert executables == (["rviz2"] if rviz else []) + ["tracker_node", "video_source_node"]
+    if not rviz:
+        assert any(isinstance(a, LogInfo) for a in actions)
+    profile = [a for a in actions if isinstance(a, SetEnvironmentVariable)]
+    assert len(profile) == 1 and actions.index(profile[0]) < actions.index(nodes[0])
+    # A profile of the user's own is left alone.
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_profile.xml")
+    actions = _describe(monkeypatch, source="none", rviz="false", namespace="")
+    assert not [a for a in actions if isinstance(a, SetEnvironmentVariable)]
+    assert [a.node_executable for a in actions if isinstance(a, Node)] == ["tracker_node"]
+
+
+def _ros2_launch(arguments, env):
+    """``ros2 launch ros_tracker track.launch.py ...`` in its own process group."""
+    command = "exec ros2 launch ros_tracker track.launch.py " + " ".join(arguments)
+    if os.path.isfile(ROS2CLI_ENV):
+        command = f". {ROS2CLI_ENV} && " + command
+    return subprocess.Popen(
+        ["bash", "-c", command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a terminal's process group: Ctrl-C signals all of it
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+VIEWER = """#!/bin/sh
+# Stands in for rviz2 (a GUI, not installable here): keeps the config it was given, then
+# waits for the launch to stop it, as rviz2 would.
+previous=""
+for argument in "$@"; do
+    [ "$previous" = "-d" ] && cp "$argument" "$0.seen"
+    previous="$argument"
+done
+trap 'exit 0' INT TERM
+while :; do sleep 0.2; done
+"""
+
+
+def _viewer_prefix(root) -> str:
+    """An install prefix with a package named rviz2 whose executable is VIEWER."""
+    (root / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (root / "share" / "ament_index" / "resource_index" / "packages" / "rviz2").write_text("")
+    (root / "share" / "rviz2").mkdir(parents=True)
+    executable = root / "lib" / "rviz2" / "rviz2"
+    executable.parent.mkdir(parents=True)
+    executable.write_text(VIEWER)
+    executable.chmod(0o755)
+    return str(executable)
+
+
+@needs_ros2
+def test_ros2_launch_tracks_in_a_namespace_and_stops_on_ctrl_c(tmp_path):
+    domain = fresh_domain_id()
+    env = ros_environment(domain)
+    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)  # the launch file's own profile applies
+    env["TMPDIR"] = str(tmp_path)  # where the temporary rviz config goes
+    viewer = _viewer_prefix(tmp_path / "viewer")
+    env["AMENT_PREFIX_PATH"] = str(tmp_path / "viewer") + os.pathsep + env["AMENT_PREFIX_PATH"]
+    launch = _ros2_launch(
+        [
+            "source:=synthetic",
+            "namespace:=drone1",
+            "rviz:=true",
+            f"params_file:={_params(tmp_path)}",
+        ],
+        env,
+    )
+    lines = []
+    driver = Driver(domain)
+    try:
+        statuses = driver.collect(TrackerStatus, "/drone1/tracker/status")
+        detections = driver.collect(Detection2D, "/drone1/tracker/detection")
+        assert statuses.wait_for(lambda msgs: len(msgs) >= 1, timeout=120.0), _drain(launch)
+        request = SetTarget.Request()
+        request.bbox.center.position.x, request.bbox.center.position.y = 320.0, 240.0
+        request.bbox.size_x, request.bbox.size_y = 80.0, 60.0
+        answer = driver.call(SetTarget, "/drone1/tracker/set_target", request)
+        assert answer.success, answer.message
+        assert detections.wait_for(lambda msgs: len(msgs) >= 5, timeout=60.0)
+        assert {m.id for m in detections.snapshot()} == {answer.target_id}
+    finally:
+        driver.close()
+        os.killpg(launch.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        try:
+            output, _ = launch.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launch.pid, signal.SIGKILL)
+            output, _ = launch.communicate()
+        lines = output.splitlines()
+    text = "\n".join(lines)
+    assert launch.returncode == 0, text
+    with open(viewer + ".seen") as handle:  # rviz2 got this launch's namespaced debug image
+        assert "/drone1/tracker/debug_image" in handle.read()
+    pids = [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", text)]
+    assert len(pids) == 3, text  # tracker, video_source, rviz2
+    assert text.count("process has finished cleanly") == len(pids), text
+    assert "Traceback" not in text and "has died" not in text, text
+    deadline = time.monotonic() + 10.0
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "a node outlived the launch"
+    assert not glob.glob(str(tmp_path / "ros_tracker_*.rviz")), "temporary rviz config left"
+
+
+def _params(tmp_path) -> str:
+    """The package's parameters file with the shipped model and lost_threshold 0."""
+    with open(os.path.join(REPO, "config", "tracker.yaml")) as handle:
+        text = handle.read()
+    text = re.sub(r"lost_threshold: [0-9.]+", "lost_threshold: 0.0", text)
+    path = tmp_path / "tracker.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _drain(process) -> str:
+    if process.poll() is None:
+        return "(still running)"
+    return process.stdout.read()

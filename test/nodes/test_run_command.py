@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 import cv2
+import pytest
+from rclpy.qos import ReliabilityPolicy
 from ros_harness import Driver, NodeProcess, fresh_domain_id, parameter_args, ros_environment
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2D
 
 
@@ -72,26 +73,76 @@ def _any_asset():
     return sorted(assets.glob("*.jpg"))[0]
 
 
-def test_video_source_publishes_images_and_ground_truth():
+CALIBRATION = """image_width: 160
+image_height: 120
+camera_name: test_camera
+camera_matrix: {rows: 3, cols: 3, data: [101.5, 0.0, 80.2, 0.0, 100.9, 59.7, 0.0, 0.0, 1.0]}
+distortion_model: plumb_bob
+distortion_coefficients: {rows: 1, cols: 5, data: [-0.21, 0.04, 0.001, -0.0005, 0.0]}
+rectification_matrix: {rows: 3, cols: 3, data: [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+projection_matrix: {rows: 3, cols: 4, data: [95.0, 0, 80.0, 0, 0, 95.0, 60.0, 0, 0, 0, 1, 0]}
+"""
+
+
+def test_video_source_publishes_images_camera_info_and_ground_truth(tmp_path):
+    calibration = tmp_path / "camera.yaml"
+    calibration.write_text(CALIBRATION)
     domain = fresh_domain_id()
-    params = {"source": "synthetic", "width": 160, "height": 120, "frames": 20, "rate": 20.0}
+    params = {
+        "source": "synthetic",
+        "width": 160,
+        "height": 120,
+        "frames": 20,
+        "rate": 20.0,
+        "camera_info_file": str(calibration),
+    }
     process = NodeProcess("video_source_node", parameter_args(params), ros_environment(domain))
     driver = Driver(domain)
     try:
-        images = driver.collect(Image, "/image", reliable=False)  # sensor-data publisher
+        images = driver.collect(Image, "/image")  # reliable, as camera drivers publish
+        infos = driver.collect(CameraInfo, "/camera_info")
         truth = driver.collect(Detection2D, "/video_source/ground_truth")
         assert images.wait_for(lambda msgs: len(msgs) >= 5, timeout=60.0), process.output
         assert truth.wait_for(lambda msgs: len(msgs) >= 5, timeout=10.0)
+        assert infos.wait_for(lambda msgs: len(msgs) >= 5, timeout=10.0)
         image = images.snapshot()[-1]
         assert (image.width, image.height, image.encoding) == (160, 120, "bgr8")
         assert image.header.frame_id == "camera"
+        publishers = driver.node.get_publishers_info_by_topic("/image")
+        assert [p.qos_profile.reliability for p in publishers] == [ReliabilityPolicy.RELIABLE]
         stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in images.snapshot()}
         truth_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in truth.snapshot()}
+        info_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in infos.snapshot()}
         assert stamps & truth_stamps, "ground truth does not share the images' headers"
-        time.sleep(0.2)
+        assert stamps & info_stamps, "camera_info does not share the images' headers"
+        info = infos.snapshot()[-1]
+        assert (info.width, info.height, info.distortion_model) == (160, 120, "plumb_bob")
+        assert list(info.k) == [101.5, 0.0, 80.2, 0.0, 100.9, 59.7, 0.0, 0.0, 1.0]
+        assert list(info.d) == [-0.21, 0.04, 0.001, -0.0005, 0.0]
+        assert info.p[0] == 95.0
     finally:
         driver.close()
         assert process.stop() == 0, process.output
+
+
+@pytest.mark.parametrize(
+    "params, rule",
+    [
+        ({"encoding": "yuv9000"}, "encoding must be one of bgr8, rgb8, mono8, got 'yuv9000'"),
+        ({"rate": -5.0}, "rate must be in [0, 1000]"),
+        ({"rate": 30}, "rate must be a floating-point number"),
+        ({"image_qos": "fast"}, "image_qos must be one of reliable, sensor_data"),
+        ({"camera_info_file": "/nonexistent/camera.yaml"}, "cannot read camera_info_file"),
+    ],
+)
+def test_video_source_refuses_bad_parameters_in_one_line(params, rule):
+    process = NodeProcess(
+        "video_source_node", parameter_args(params), ros_environment(fresh_domain_id())
+    )
+    assert process.process.wait(timeout=60) == 1
+    process.stop()
+    lines = [line for line in process.lines if line.strip()]
+    assert len(lines) == 1 and rule in lines[0], process.output
 
 
 def test_video_source_with_a_missing_file_fails_clearly(tmp_path):

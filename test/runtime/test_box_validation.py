@@ -48,3 +48,24 @@ def test_require_raises_value_error_with_reason() -> None:
     with pytest.raises(ValueError, match="zero or negative size"):
         require_initial_box((5, 5, 0, 0), IMAGE)
     assert require_initial_box((600, 0, 100, 10), IMAGE) == (600.0, 0.0, 40.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (0.1, 0.7, 0.2, 0.1),  # (0.1 + 0.2) - 0.1 != 0.2 in floating point
+        (318.7, 116.3, 36.6, 41.4),  # a centre/size request converted back to a corner box
+        (0.0, 0.0, 640.0, 480.0),  # the whole image
+    ],
+)
+def test_box_inside_is_never_called_clipped(box) -> None:
+    check = validate_initial_box(box, IMAGE)
+    assert check.ok and not check.clipped, check
+    assert check.box == box
+
+
+def test_box_inside_after_centre_size_round_trip_is_not_clipped() -> None:
+    # What the SetTarget service does: centre and size in, corner box out.
+    centre_x, centre_y, size_x, size_y = 337.0, 137.0, 36.6, 41.4
+    box = (centre_x - size_x / 2.0, centre_y - size_y / 2.0, size_x, size_y)
+    assert not validate_initial_box(box, IMAGE).clipped

@@ -10,6 +10,7 @@ The node and every command then find the trained weights by the zoo name; the ON
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -48,7 +49,15 @@ def ship(run_dir: str, which: str, models_dir: str) -> None:
     weights_path = os.path.join(models_dir, card.weights)
     save_weights(network, weights_path, metadata)
     print(f"weights: {weights_path}")
-    export = export_onnx(network, os.path.join(models_dir, card.name))
+    # The graphs name the weights file they come from: a zoo name uses them only while the
+    # installed weights are exactly those (ros_tracker.runtime.model_files.installed_export).
+    with open(weights_path, "rb") as handle:
+        weights_sha256 = hashlib.sha256(handle.read()).hexdigest()
+    export = export_onnx(
+        network,
+        os.path.join(models_dir, card.name),
+        extra_metadata={"weights_sha256": weights_sha256},
+    )
     report = verify_export(network, export)
     print(f"ONNX: {os.path.join(models_dir, card.name)} ({report})")
 

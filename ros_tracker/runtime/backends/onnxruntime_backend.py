@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ros_tracker.export.engine_cache import default_cache_dir
-from ros_tracker.export.onnx import SEARCH_INPUT, OnnxExport, state_names
+from ros_tracker.export.onnx_files import SEARCH_INPUT, OnnxExport, state_names
 from ros_tracker.runtime.backends.base import BackendUnavailable, InferenceBackend
 from ros_tracker.zoo.card import ModelCard
 

@@ -10,14 +10,21 @@ with the reason instead of falling back.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Optional, Union
-
-import torch
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 
 from ros_tracker.export.engine_cache import default_cache_dir
 from ros_tracker.runtime.backends.base import BackendUnavailable, InferenceBackend
-from ros_tracker.runtime.model_files import ModelSource, resolve_model, source_from_network
+from ros_tracker.runtime.model_files import (
+    ModelSource,
+    import_torch,
+    resolve_model,
+    source_from_network,
+)
 from ros_tracker.zoo.card import ModelCard
+
+if TYPE_CHECKING:
+    import torch
 
 LOGGER = logging.getLogger("ros_tracker.runtime")
 
@@ -40,6 +47,8 @@ def _tensorrt(
     from ros_tracker.export.tensorrt import cuda_compute_capability, import_tensorrt
 
     import_tensorrt()  # fail fast, before exporting anything
+    # Device buffers and the CUDA stream of the native backend are torch CUDA tensors.
+    import_torch("the native TensorRT backend (its device buffers are torch CUDA tensors)")
     cuda_compute_capability()
     from ros_tracker.runtime.backends.tensorrt_backend import TensorRTBackend
 
@@ -89,6 +98,7 @@ def _torch(
     cache_dir: str,
     threads: Optional[int] = None,
 ) -> InferenceBackend:
+    torch = import_torch("the torch backend")
     from ros_tracker.runtime.backends.torch_backend import TorchBackend
 
     if threads:
@@ -108,12 +118,17 @@ _CREATORS: Dict[str, Callable[..., InferenceBackend]] = {
 }
 
 
+def _is_torch_module(value: Any) -> bool:
+    torch = sys.modules.get("torch")  # a network can only exist where torch was imported
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
 def _as_source(model_source: Union[ModelSource, str, torch.nn.Module]) -> ModelSource:
     if isinstance(model_source, ModelSource):
         return model_source
     if isinstance(model_source, str):
         return resolve_model(model_source)
-    if isinstance(model_source, torch.nn.Module):
+    if _is_torch_module(model_source):
         return source_from_network(model_source)
     raise TypeError(f"cannot use {type(model_source).__name__} as a model source")
 

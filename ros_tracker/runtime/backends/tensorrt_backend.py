@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ros_tracker.export.engine_cache import EngineCache, default_cache_dir, discard
-from ros_tracker.export.onnx import SEARCH_INPUT, OnnxExport, state_names
+from ros_tracker.export.onnx_files import SEARCH_INPUT, OnnxExport, state_names
 from ros_tracker.export.tensorrt import (
     DEFAULT_WORKSPACE_BYTES,
     cuda_compute_capability,
