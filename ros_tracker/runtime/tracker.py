@@ -223,7 +223,7 @@ class Tracker:
                     around[2:], estimate[2:], self.card.size_lr * decoded.penalty * score
                 ),
             )
-        estimate = self._follow(estimate, score, searching)
+        estimate = self._follow(estimate, score)
         if self._clip_centre:
             self._box = clamp_centre(estimate, width, height)
             reported = intersect_image(self._box, width, height)
@@ -256,7 +256,7 @@ class Tracker:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _follow(self, estimate: Box, score: float, searching: bool) -> Box:
+    def _follow(self, estimate: Box, score: float) -> Box:
         """The box to believe after this frame, and the weak-frame bookkeeping that starts or
         ends the search for a lost target (card.redetect_after; off when 0)."""
         if self.card.redetect_after <= 0:
@@ -265,11 +265,9 @@ class Tracker:
         if state == TargetState.TRACKING:
             if score >= self._weak.lost_threshold:
                 self._last_good = estimate
-            self._scan = None
+            self._scan = None  # a later loss scans again from where the target was last good
             return estimate
-        if not searching:  # the target has just been lost: look from where it was last good
-            self._scan = None
-        # while searching, a weak candidate is not the target: stay where it was last seen
+        # lost: a weak candidate is not the target, so stay where it was last seen
         return self._last_good if self._last_good is not None else estimate
 
     def _scan_region(self, width: int, height: int) -> Box:
