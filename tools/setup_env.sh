@@ -24,7 +24,14 @@ step_done() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
 mark_done() { mkdir -p "$STAMPS"; echo "$2" >"$STAMPS/$1"; }
 
 # pip prints a warning per package for index paths that do not exist on this machine: hide those.
-pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+# A failing pip ends the set-up (its status, not grep's, decides).
+pip_install() {
+  local status
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 |
+    { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || { log "pip install $* failed (exit $status)"; exit "$status"; }
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
@@ -116,7 +123,8 @@ if ! step_done interfaces "$if_hash"; then
 fi
 
 pkg_hash=$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" "$req_hash")
-if ! step_done package "$pkg_hash"; then
+# The console scripts are checked too: a venv whose install lost them is installed again.
+if ! step_done package "$pkg_hash" || [ ! -x "$VENV/bin/tracker_node" ] || [ ! -x "$VENV/bin/ros-tracker" ]; then
   log "installing ros_tracker (editable)"
   pip_install --no-deps --no-build-isolation -e "$ROOT"
   mark_done package "$pkg_hash"
@@ -141,12 +149,25 @@ ament_dev_install() {
         ln -sfn "$ROOT/$file" "$share/$file"
       done
   done
-  for exe in tracker_node video_source_node ros-tracker; do ln -sfn "$VENV/bin/$exe" "$lib/$exe"; done
+  # The executables in both places: bin/ for the shell, lib/ros_tracker/ for ros2 run. A PEP 660
+  # install writes them to bin/, a legacy `setup.py develop` (older setuptools) follows
+  # setup.cfg's script_dir to lib/ros_tracker/: link whichever place lacks a real file.
+  for exe in tracker_node video_source_node ros-tracker; do
+    if [ -f "$lib/$exe" ] && [ ! -L "$lib/$exe" ]; then
+      ln -sfn "$lib/$exe" "$VENV/bin/$exe"
+    else
+      ln -sfn "$VENV/bin/$exe" "$lib/$exe"
+    fi
+  done
 }
 ament_dev_install
 
-"$VENV/bin/python" -c "import rclpy, vision_msgs.msg, ros_tracker_interfaces.srv, ros_tracker" ||
+# From outside the checkout, so that ros_tracker is found through the install, not the cwd.
+(cd / && "$VENV/bin/python" -c "import rclpy, vision_msgs.msg, ros_tracker_interfaces.srv, ros_tracker") ||
   { log "environment check failed"; exit 1; }
+for exe in tracker_node video_source_node ros-tracker; do
+  [ -x "$VENV/bin/$exe" ] || { log "the install did not make $VENV/bin/$exe"; exit 1; }
+done
 AMENT_PREFIX_PATH="$VENV" "$VENV/bin/python" -c "
 from ament_index_python.packages import get_package_share_directory as share
 import os, sys
