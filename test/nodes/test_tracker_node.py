@@ -690,13 +690,23 @@ def test_timeout_and_reset_cancel_waiting_set_targets_then_ctrl_c(engine_cache, 
         waiting = threading.Thread(
             target=lambda: answers.append(under_test.set_target(frames[-1].box))
         )
+        # Only diagnostics stamped after this call can show the third request: an older
+        # message may still show the second one, which waited until its timeout.
+        asked_at = time.time()
         waiting.start()
-        assert under_test.diagnostics.wait_for(
-            lambda msgs: (
-                msgs and diagnostic_values(msgs[-1], "worker")["set_target_waiting"] == "True"
-            ),
-            timeout=30.0,
-        ), "the third set_target never reached the node while the worker was busy"
+
+        def third_waits(msgs):
+            if not msgs:
+                return False
+            stamp = msgs[-1].header.stamp
+            return (
+                stamp.sec + 1e-9 * stamp.nanosec > asked_at
+                and diagnostic_values(msgs[-1], "worker")["set_target_waiting"] == "True"
+            )
+
+        assert under_test.diagnostics.wait_for(third_waits, timeout=30.0), (
+            "the third set_target never reached the node while the worker was busy"
+        )
         reset = under_test.reset()
         assert reset.success and first.target_id in reset.message
         waiting.join(timeout=60.0)
