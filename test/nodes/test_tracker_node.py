@@ -172,9 +172,12 @@ def node(engine_cache):
 @pytest.fixture
 def fresh(node):
     """The shared node with no target and empty collectors."""
+    reset_at = time.time()
     assert node.reset().success
     node.set_parameter("lost_threshold", 0.0)
-    time.sleep(0.2)
+    # Settled once diagnostics taken after the reset show no target (and what the node
+    # published before it has come in, so clearing below leaves nothing stale behind).
+    wait_for_diagnostics(node, reset_at, lambda array: tracking_state(array) == "IDLE")
     for collector in (node.detections, node.statuses, node.debug_images, node.diagnostics):
         collector.clear()
     return node
@@ -195,6 +198,38 @@ def diagnostic_values(array, concern):
 
 def diagnostic_status(array, concern):
     return [s for s in array.status if s.name.endswith(": " + concern)][0]
+
+
+def stamp_s(header):
+    """A header's stamp in seconds: the node stamps with system time, as time.time()."""
+    return header.stamp.sec + 1e-9 * header.stamp.nanosec
+
+
+def tracking_state(array):
+    return diagnostic_values(array, "tracking")["state"]
+
+
+def images_count(array, name):
+    """An "images" counter of a diagnostics array: frames_received, frames_malformed, ..."""
+    return int(diagnostic_values(array, "images")[name])
+
+
+def wait_for_diagnostics(node, since, condition=lambda array: True, timeout=30.0):
+    """The node's newest diagnostics once it is stamped after ``since`` (a time.time() taken
+    before the action: the stamp is taken before the snapshot) and meets ``condition``."""
+    found = []
+
+    def ready(msgs):
+        if msgs and stamp_s(msgs[-1].header) > since and condition(msgs[-1]):
+            found.append(msgs[-1])
+            return True
+        return False
+
+    assert node.diagnostics.wait_for(ready, timeout), (
+        "no diagnostics stamped after the action met the condition; newest: "
+        + str([diagnostic_values(a, "images") for a in node.diagnostics.snapshot()[-1:]])
+    )
+    return found[0]
 
 
 def latest_status(node):
@@ -300,14 +335,24 @@ def test_reset_returns_to_idle_and_stops_detections(fresh, scene_frames):
     assert fresh.set_target(scene_frames[1].box).success
     fresh.publish_frames(scene_frames[2:6])
     assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
+    reset_at = time.time()
     response = fresh.reset()
     assert response.success and "dropped" in response.message
-    time.sleep(0.5)
+    # Diagnostics taken after the reset: the target is gone and earlier output has come in.
+    settled = wait_for_diagnostics(fresh, reset_at, lambda a: tracking_state(a) == "IDLE")
+    received = images_count(settled, "frames_received")
+    processed = int(diagnostic_values(settled, "tracking")["frames_processed"])
     fresh.detections.clear()
     fresh.publish_frames(scene_frames[6:12])
-    time.sleep(1.0)
+    sent_at = time.time()
+    # Only once the node reports every one of these frames received is "nothing was
+    # published for them" a check.
+    after = wait_for_diagnostics(
+        fresh, sent_at, lambda a: images_count(a, "frames_received") >= received + 6
+    )
     assert fresh.detections.snapshot() == []
-    assert fresh.statuses.wait_for(lambda msgs: msgs and msgs[-1].state == STATE_IDLE, 3.0)
+    assert int(diagnostic_values(after, "tracking")["frames_processed"]) == processed
+    assert fresh.statuses.wait_for(lambda msgs: msgs and msgs[-1].state == STATE_IDLE, 30.0)
 
 
 @pytest.mark.parametrize(
@@ -428,19 +473,30 @@ def test_lost_when_confidence_stays_low_and_recovers(fresh, scene_frames):
     assert fresh.set_target(scene_frames[1].box).success
     # No estimate reaches confidence 1.0: every frame is weak, LOST after lost_frames.
     assert fresh.set_parameter("lost_threshold", 1.0).successful
-    fresh.publish_frames(scene_frames[2:20])
-    assert fresh.statuses.wait_for(lambda msgs: any(m.state == STATE_LOST for m in msgs), 15.0)
+    headers = fresh.publish_frames(scene_frames[2:20])
+    assert fresh.statuses.wait_for(lambda msgs: any(m.state == STATE_LOST for m in msgs), 30.0)
+    # The worker always tracks the newest frame and publishes a status for each one it
+    # tracks (after its detection, if any): once the last frame's status is in, so is
+    # everything published for the frames before it.
+    assert fresh.statuses.wait_for(lambda msgs: status_for(msgs, headers[-1]), 30.0)
     fresh.detections.clear()
-    time.sleep(0.5)
-    fresh.publish_frames(scene_frames[20:26])
-    time.sleep(0.5)
+    headers = fresh.publish_frames(scene_frames[20:26])
+    assert fresh.statuses.wait_for(lambda msgs: status_for(msgs, headers[-1]), 30.0)
     assert fresh.detections.snapshot() == [], "detections published while LOST"
     assert fresh.statuses.snapshot()[-1].state == STATE_LOST
     # Every estimate clears threshold 0: back to TRACKING while the tracker kept searching.
     assert fresh.set_parameter("lost_threshold", 0.0).successful
     fresh.publish_frames(scene_frames[26:34])
-    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=15.0)
+    assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=30.0)
+    # The status of a detection's frame follows the detection.
+    first = fresh.detections.snapshot()[0].header
+    assert fresh.statuses.wait_for(lambda msgs: status_for(msgs, first), 30.0)
     assert fresh.statuses.snapshot()[-1].state == STATE_TRACKING
+
+
+def status_for(statuses, header):
+    """Whether ``statuses`` hold the status of the frame with ``header``."""
+    return any(key(m.header) == key(header) for m in statuses)
 
 
 def test_malformed_images_are_skipped_and_counted(fresh, scene_frames):
@@ -509,20 +565,29 @@ def test_resolution_change_is_skipped_then_adopted(fresh, scene_frames):
     assert fresh.detections.wait_for(lambda msgs: len(msgs) >= 1, timeout=10.0)
     small = np.ascontiguousarray(scene_frames[5].image[: HEIGHT // 2, : WIDTH // 2])
     small_stamp = key(fresh.publish(small))
-    time.sleep(0.5)
+    # The worker logs the skip when it takes the frame (the first one of this node).
+    assert fresh.process.wait_for_output("resolution changed", 30.0), fresh.process.output
     tracked = {key(m.header) for m in fresh.detections.snapshot()}
     assert small_stamp not in tracked, "a frame of another resolution was tracked"
     assert "resolution changed" in fresh.process.output
     # Still tracking at the original resolution.
     later = {key(h) for h in fresh.publish_frames(scene_frames[6:10])}
     assert fresh.detections.wait_for(
-        lambda msgs: later & {key(m.header) for m in msgs}, timeout=10.0
+        lambda msgs: later & {key(m.header) for m in msgs}, timeout=30.0
     )
     # A lasting change (resolution_change_frames=3) is adopted and the target dropped.
-    for _ in range(4):
+    # Every frame of another size counts as malformed when the worker takes it: each one
+    # waits for the previous to be counted, so none replaces another before it is checked.
+    malformed = images_count(wait_for_diagnostics(fresh, time.time()), "frames_malformed")
+    for sent in range(1, 4):
         fresh.publish(small)
-        time.sleep(0.3)
-    assert fresh.statuses.wait_for(lambda msgs: msgs[-1].state == STATE_IDLE, timeout=5.0)
+        wait_for_diagnostics(
+            fresh,
+            0.0,
+            lambda a, sent=sent: images_count(a, "frames_malformed") >= malformed + sent,
+        )
+    assert fresh.statuses.wait_for(lambda msgs: msgs[-1].state == STATE_IDLE, timeout=30.0)
+    assert fresh.process.wait_for_output("adopted the new resolution", 30.0)
     assert "adopted the new resolution" in fresh.process.output
 
 
