@@ -450,8 +450,12 @@ class Trainer:
 
     def _write_network(self, network: nn.Module, stem: str) -> str:
         path = os.path.join(self.run_dir, stem + ".safetensors")
-        save_weights(network, path, card_metadata(network.card))
         overrides = rebuild_overrides(network, self.config["model"]["overrides"])
+        # With its builder overrides the file runs as it is: `ros-tracker eval run/best.safetensors`
+        metadata = dict(
+            card_metadata(network.card), overrides=json.dumps(overrides, sort_keys=True)
+        )
+        save_weights(network, path, metadata)
         rebuild = {"model": self.config["model"]["name"], "overrides": overrides}
         write_json_atomic(
             os.path.join(self.run_dir, stem + ".json"),

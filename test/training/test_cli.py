@@ -13,6 +13,7 @@ from conftest import TINY_MODELS
 
 from ros_tracker.cli import main as cli_main
 from ros_tracker.cli import train as train_command
+from ros_tracker.runtime.model_files import resolve_model
 from ros_tracker.zoo.checkpoints import load_weights
 from ros_tracker.zoo.registry import create_model
 from training.scalars import read_scalars
@@ -66,6 +67,11 @@ def test_train_command_runs_a_tiny_config_end_to_end(tmp_path):
     final = json.loads((run_dir / "final.json").read_text())
     network = create_model(final["model"], **final["overrides"])
     load_weights(network, str(run_dir / "final.safetensors"))
+    # the weights file carries the overrides too: it runs by its path alone (eval, track)
+    for stem in ("final", "best"):
+        source = resolve_model(str(run_dir / (stem + ".safetensors")))
+        assert source.overrides == final["overrides"]
+        assert source.build_network().card.extra == network.card.extra
 
 
 def test_train_command_reports_config_typos_with_suggestions(tmp_path, capsys):
