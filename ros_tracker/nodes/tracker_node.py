@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -42,6 +43,7 @@ from vision_msgs.msg import Detection2D
 
 from ros_tracker.nodes import parameters
 from ros_tracker.nodes.camera_model import CameraModel, CameraModelError
+from ros_tracker.nodes.entry import WHERE
 from ros_tracker.nodes.frame_cache import CachedFrame, FrameCache
 from ros_tracker.nodes.image_conversion import (
     ImageConversionError,
@@ -77,6 +79,12 @@ def stamp_to_ns(stamp: Any) -> int:
 
 def format_stamp(stamp_ns: int) -> str:
     return f"{stamp_ns // 1_000_000_000}.{stamp_ns % 1_000_000_000:09d}"
+
+
+def install_hints(message: str) -> str:
+    """How to install each module that ``message`` says is missing (see entry.WHERE)."""
+    missing = dict.fromkeys(re.findall(r"No module named '(\w+)", message))
+    return "".join(f"; to install {name}: {WHERE[name]}" for name in missing if name in WHERE)
 
 
 def inference_device(tracker: Any) -> str:
@@ -229,7 +237,7 @@ class TrackerNode(Node):
         except Exception as error:  # every failure here is a configuration the user must fix
             raise StartupError(
                 f"cannot load model {self._param('model')!r} "
-                f"(backend {self._param('backend')}): {error}"
+                f"(backend {self._param('backend')}): {error}{install_hints(str(error))}"
             ) from error
 
     def _on_parameters(self, changes: List[Any]) -> SetParametersResult:

@@ -38,6 +38,14 @@ def ros_environment(domain_id: int) -> Dict[str, str]:
     return env
 
 
+def with_python_path(env: Dict[str, str], folder: Any) -> Dict[str, str]:
+    """``env`` with ``folder`` first on PYTHONPATH: its modules (a package that shadows an
+    installed one, a sitecustomize.py that Python runs at start-up) win in the child."""
+    env = dict(env)
+    env["PYTHONPATH"] = str(folder) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
 def fresh_domain_id() -> int:
     # 101..230: clear of the domains `make` picks (1..100) and within Fast DDS's port range.
     return random.randint(101, 230)

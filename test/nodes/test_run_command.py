@@ -6,9 +6,17 @@ import re
 import subprocess
 
 import cv2
+import numpy as np
 import pytest
 from rclpy.qos import ReliabilityPolicy
-from ros_harness import Driver, NodeProcess, fresh_domain_id, parameter_args, ros_environment
+from ros_harness import (
+    Driver,
+    NodeProcess,
+    fresh_domain_id,
+    parameter_args,
+    ros_environment,
+    with_python_path,
+)
 from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2D
 
@@ -143,6 +151,38 @@ def test_video_source_refuses_bad_parameters_in_one_line(params, rule):
     process.stop()
     lines = [line for line in process.lines if line.strip()]
     assert len(lines) == 1 and rule in lines[0], process.output
+
+
+def test_video_source_refuses_a_source_without_a_frame_rate(tmp_path):
+    """rate 0 (the default) means the source's own rate; a source that reports none is one
+    clear line. Every shipped source falls back to a default rate (FFmpeg itself reports 25
+    fps for a video whose header says 0), so a sitecustomize makes the image folder report
+    0 fps, as a source that knows no rate would."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((24, 32, 3), 80 * index, np.uint8))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "from ros_tracker.sources.files import ImageFolderSource\n"
+        "\n"
+        "ImageFolderSource.fps = property(lambda self: 0.0)\n"
+    )
+    env = with_python_path(ros_environment(fresh_domain_id()), site)
+    params = {"source": str(folder), "rate": 0.0}
+    process = NodeProcess("video_source_node", parameter_args(params), env)
+    try:
+        assert process.process.wait(timeout=60) == 1, process.output
+    finally:
+        process.stop()
+    lines = [line for line in process.lines if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in process.output, process.output
+    assert "[FATAL]" in lines[0], lines[0]
+    assert (
+        f"image folder {folder} (2 images, 32x24) reports no frame rate: set the rate parameter"
+        in lines[0]
+    ), lines[0]
 
 
 def test_video_source_with_a_missing_file_fails_clearly(tmp_path):

@@ -27,6 +27,7 @@ from ros_harness import (
     fresh_domain_id,
     parameter_args,
     ros_environment,
+    with_python_path,
 )
 from ros_tracker_interfaces.msg import TrackerStatus
 from ros_tracker_interfaces.srv import SetTarget
@@ -58,9 +59,11 @@ def scene_frames():
 class TrackerUnderTest:
     """One tracker_node process plus the test-side publishers and collectors."""
 
-    def __init__(self, params, cache_dir, compressed=False):
+    def __init__(self, params, cache_dir, compressed=False, python_path=None):
         self.domain = fresh_domain_id()
         env = ros_environment(self.domain)
+        if python_path is not None:
+            env = with_python_path(env, python_path)
         defaults = {
             "model": MODEL,
             "engine_cache_dir": str(cache_dir),
@@ -705,6 +708,81 @@ def test_missing_dependency_is_one_clear_line(tmp_path):
     lines = [line for line in process.lines if line.strip()]
     assert len(lines) == 1, process.output
     assert "missing Python module 'cv2': rosdep install (python3-opencv)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "hidden, backend",
+    [
+        (("onnxruntime",), "onnxruntime"),
+        # auto falls back to torch where onnxruntime is missing (and the native TensorRT
+        # backend needs torch too): without both, the shipped model has no backend left.
+        (("onnxruntime", "torch"), "auto"),
+    ],
+)
+def test_missing_inference_dependency_is_one_clear_line(tmp_path, hidden, backend):
+    shadow = tmp_path / "shadow"
+    for name in hidden:  # as on a robot without them: "import <name>" fails
+        (shadow / name).mkdir(parents=True)
+        (shadow / name / "__init__.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n"
+        )
+    env = with_python_path(ros_environment(fresh_domain_id()), shadow)
+    # The shipped default model, as `ros2 run ros_tracker tracker_node` starts it.
+    params = {"backend": backend, "engine_cache_dir": str(tmp_path / "cache")}
+    process = NodeProcess("tracker_node", parameter_args(params), env)
+    try:
+        assert process.process.wait(timeout=STARTUP_TIMEOUT_S) == 1, process.output
+    finally:
+        process.stop()
+    assert "Traceback" not in process.output, process.output
+    failures = [line for line in process.lines if "[FATAL]" in line or "[ERROR]" in line]
+    assert len(failures) == 1, process.output
+    assert "cannot import onnxruntime (No module named 'onnxruntime')" in failures[0]
+    assert "to install onnxruntime: pip install -r requirements-robot.txt" in failures[0]
+
+
+def test_a_dead_worker_is_reported_in_diagnostics(engine_cache, scene_frames, tmp_path):
+    """The worker loop survives every Exception, but a BaseException from inside inference
+    (a library calling sys.exit(), which ends a thread silently) still ends the thread: the
+    node must then say in its diagnostics that nothing is tracked any more."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import ros_tracker.runtime.tracker\n"
+        "\n"
+        "def track(self, image):\n"
+        "    raise SystemExit(3)  # as a library that calls sys.exit() would\n"
+        "\n"
+        "ros_tracker.runtime.tracker.Tracker.track = track\n"
+    )
+    under_test = TrackerUnderTest({}, engine_cache, python_path=site)
+    try:
+        under_test.wait_ready()
+        under_test.publish_frames(scene_frames[:2])
+        # Both in the cache: the target is set on the newest, so there is nothing to catch
+        # up on (initialize() is untouched) and the worker is still alive afterwards.
+        wait_for_diagnostics(under_test, 0.0, lambda a: images_count(a, "frames_received") >= 2)
+        response = under_test.set_target(scene_frames[1].box)
+        assert response.success, response.message
+        alive = wait_for_diagnostics(under_test, time.time())
+        assert diagnostic_status(alive, "worker").level == DiagnosticStatus.OK
+        assert diagnostic_values(alive, "worker")["alive"] == "True"
+        published_at = time.time()
+        # The first live frame the worker tracks ends its thread.
+        under_test.publish_frames(scene_frames[2:4])
+        array = wait_for_diagnostics(
+            under_test,
+            published_at,
+            lambda a: diagnostic_status(a, "worker").level == DiagnosticStatus.ERROR,
+        )
+        worker = diagnostic_status(array, "worker")
+        assert worker.message == "worker thread is not running: nothing is tracked"
+        assert diagnostic_values(array, "worker")["alive"] == "False"
+        assert under_test.detections.snapshot() == []
+    finally:
+        code = under_test.close()
+    assert code == 0, under_test.process.output
+    assert "Traceback" not in under_test.process.output, under_test.process.output
 
 
 def test_timeout_and_reset_cancel_waiting_set_targets_then_ctrl_c(engine_cache, scene_frames):
