@@ -534,12 +534,23 @@ register_model(_card("hcat_n1", num_layers=1))(build_hcat)
 # 10-15%, while 224 / 192 px inputs saved about 15% / 35%; the paper's 256 px already
 # tracks about 4x faster than CSRT on the composite set (39 vs 9 fps, one `ros-tracker eval`
 # run), so the input size stays the paper's.
+# The template tokens also carry the target box (box_embedding): a square template crop alone
+# does not say which part of it is the target, and without it the first trained default
+# answered every target with the shape of the objects it had seen (a 25x101 px walker came
+# back 89x57).
 MOBILENETV2_CONFIG = HCATConfig(
-    trunk="mobilenetv2", hidden_dim=128, num_heads=4, ffn_dim=512, num_sparse=16, num_layers=2
+    trunk="mobilenetv2",
+    hidden_dim=128,
+    num_heads=4,
+    ffn_dim=512,
+    num_sparse=16,
+    num_layers=2,
+    box_embedding=True,
 )
 _MOBILENETV2_COUNTING_NOTE = (
     "No paper figure (the backbone is not the paper's). Measured: 1.68 M parameters (trunk "
-    "0.54 M: MobileNetV2 stem + blocks 1-13; transformer and heads 1.14 M); 0.448 G MACs per "
+    "0.54 M: MobileNetV2 stem + blocks 1-13; transformer, heads and box embedding 1.14 M); "
+    "0.448 G MACs per "
     "tracked frame (track_search on a 256 px search crop, mode='all'), of which the trunk is "
     "0.274 G; the template half (128 px, once per target) is 0.073 G."
 )
@@ -559,6 +570,12 @@ def _mobilenetv2_card() -> ModelCard:
         weights_license=_MOBILENETV2_LICENSE,
         counting_note=_MOBILENETV2_COUNTING_NOTE,
         extra=_architecture(MOBILENETV2_CONFIG),
+        # Box policy measured on ../shared/real_val (models/hcat_mobilenetv2.md): a penalty on
+        # candidates that change size or aspect and a size that follows the estimate slowly;
+        # the search for a lost target stays off (its confidence does not yet tell a lost
+        # target from a found one).
+        scale_penalty=0.8,
+        size_lr=0.1,
     )
     return _with_box_input(card)
 

@@ -80,7 +80,13 @@ def _informative_random_init(network: nn.Module, frames) -> None:
             for frame in frames[:CALIBRATION_FRAMES]:
                 template = torch.from_numpy(template_crop(frame.image, frame.box)[0].copy())
                 search = torch.from_numpy(search_crop(frame.image, frame.box)[0].copy())
-                state = network.encode_template(*[template] * len(card.template_input_names))
+                inputs = [template] * len(card.template_input_names)
+                if card.template_box_input:  # the box in the crop (centred, factor x its side)
+                    x, y, w, h = frame.box
+                    side = card.template_factor * (w * h) ** 0.5
+                    half = torch.tensor([w, h]) / (2.0 * side)
+                    inputs.append(torch.cat((0.5 - half, 0.5 + half))[None].float())
+                state = network.encode_template(*inputs)
                 network.track_search(*state, search)
     network.eval()
 
@@ -129,7 +135,7 @@ def _check_export(network: nn.Module, export):
         onnx.checker.check_model(path)
         assert graph_opset(path) >= 17
         assert read_card(path) == card
-    assert list_inputs(export.template_path) == list(card.template_input_names)
+    assert list_inputs(export.template_path) == list(card.template_inputs)
     assert list_inputs(export.search_path) == list(state_names(card)) + ["search"]
     outputs = [o.name for o in onnx.load(export.search_path).graph.output]
     assert outputs == list(card.output_names)
@@ -194,6 +200,8 @@ def test_onnxruntime_backend_equals_torch_backend(name, exports):
         n: rng.standard_normal((1, 3, card.template_size, card.template_size), np.float32)
         for n in card.template_input_names
     }
+    if card.template_box_input:  # the target box in template-crop units
+        templates[card.template_box_input] = np.array([[0.3, 0.25, 0.6, 0.8]], np.float32)
     ort_backend.set_template(templates)
     torch_backend.set_template(templates)
     for _ in range(2):

@@ -60,12 +60,22 @@ def test_card_is_an_hcat_with_the_cpu_sized_transformer():
     )
 
 
+def templates(network, inputs):
+    """The template-side inputs in the card's order: the crop, then the target box in it."""
+    return [inputs[name] for name in network.card.template_inputs]
+
+
+def test_the_template_side_takes_the_target_box(network):
+    assert network.config.box_embedding
+    assert network.card.template_inputs == ("template", "template_box")
+
+
 def test_counting_note_matches_the_network(network):
     from ros_tracker.zoo.counting import count_macs, count_params
 
     inputs = network.example_inputs()
     with torch.no_grad():
-        state = network.encode_template(inputs["template"])
+        state = network.encode_template(*templates(network, inputs))
     params = count_params(network)
     macs = count_macs(network, lambda: network.track_search(*state, inputs["search"]))
     note = network.card.counting_note
@@ -90,9 +100,9 @@ def test_output_shapes_and_the_split(network):
     assert network.input_proj.in_channels == 96 and network.input_proj.out_channels == 128
     inputs = network.example_inputs()
     with torch.no_grad():
-        state = network.encode_template(inputs["template"])
+        state = network.encode_template(*templates(network, inputs))
         cls_logits, boxes = network.track_search(*state, inputs["search"])
-        joint = network(inputs["template"], inputs["search"])
+        joint = network(*templates(network, inputs), inputs["search"])
     assert [tuple(t.shape) for t in state] == [(1, 16, 128)] * 4
     assert cls_logits.shape == (1, 256) and boxes.shape == (1, 256, 4)
     assert bool(((boxes > 0) & (boxes < 1)).all())
@@ -103,7 +113,7 @@ def test_forward_backward_reaches_every_parameter(network):
     network.train()
     network.zero_grad()
     inputs = network.example_inputs(batch=2)
-    out = network(inputs["template"], inputs["search"])
+    out = network(*templates(network, inputs), inputs["search"])
     (out["cls_logits"].square().mean() + out["boxes"].mean()).backward()
     for name, parameter in network.named_parameters():
         assert parameter.grad is not None, name
