@@ -3,19 +3,24 @@
 stand in for /opt/ros/<distro>), then what the install holds and that it runs from there, not
 from the checkout: ament index, share files, executables, the interfaces' generated module and
 libraries, `ros-tracker models` finding the shipped weights in the install's share directory,
-and, where build/ros2cli exists, `ros2 pkg prefix` / `ros2 run` resolving to the install."""
+and, where build/ros2cli exists, `ros2 pkg prefix` / `ros2 run` resolving to the install and
+real `ros2 launch` of the installed launch file tracking a target and stopping on Ctrl-C."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
+from launch_helpers import assert_nodes_ended_cleanly, ros2_launch, track_then_interrupt
+from ros_harness import fresh_domain_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INTERFACES = os.path.join(REPO, "interfaces")
@@ -247,10 +252,13 @@ def test_the_install_runs_from_the_install_prefix(workspace):
     assert len(shipped) == 1 and shipped[0].rstrip().endswith("trained"), _report(models)
 
 
-@pytest.mark.skipif(
+needs_ros2 = pytest.mark.skipif(
     not _ros2_for_this_python(),
     reason="no ros2 command for this Python (no build/ros2cli; make launch-tools builds one)",
 )
+
+
+@needs_ros2
 def test_ros2_finds_the_workspace_over_the_venv(workspace):
     workspace.check_built()
     install = os.path.realpath(str(workspace.install))
@@ -269,3 +277,133 @@ def test_ros2_finds_the_workspace_over_the_venv(workspace):
     helped = workspace.run("ros2 run ros_tracker ros-tracker --help", ros2cli=True)
     assert helped.returncode == 0, _report(helped)
     assert "usage: ros-tracker" in helped.stdout and "models" in helped.stdout, _report(helped)
+
+
+FAST_DDS_RMWS = ("", "rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
+
+
+def _descendants(pid: int) -> dict:
+    """argv, environment and mapped files of every live descendant of ``pid``."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child in [c for c, p in parents.items() if p == parent]:
+            frontier.append(child)
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as handle:
+                    argv = [a.decode() for a in handle.read().split(b"\0") if a]
+                with open(f"/proc/{child}/environ", "rb") as handle:
+                    environ = dict(
+                        a.decode().partition("=")[::2] for a in handle.read().split(b"\0") if a
+                    )
+                with open(f"/proc/{child}/maps") as handle:
+                    maps = {line.split()[-1] for line in handle if "/" in line}
+            except OSError:
+                continue
+            found[child] = {"argv": argv, "environ": environ, "maps": maps}
+    return found
+
+
+@needs_ros2
+def test_ros2_launch_from_the_install_tracks_and_stops_on_ctrl_c(workspace, tmp_path):
+    workspace.check_built()
+    install = os.path.realpath(str(workspace.install))
+    prefix = os.path.join(install, "ros_tracker")
+    share = os.path.join(prefix, "share", "ros_tracker")
+    domain = fresh_domain_id()
+    namespace = "colcon_" + uuid.uuid4().hex[:8]
+    env = dict(workspace.env)
+    env.update(
+        ROS_DOMAIN_ID=str(domain),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        RCUTILS_COLORIZED_OUTPUT="0",
+        PYTHONUNBUFFERED="1",
+    )
+    for name in (
+        "FASTDDS_BUILTIN_TRANSPORTS",
+        "FASTDDS_DEFAULT_PROFILES_FILE",
+        "FASTRTPS_DEFAULT_PROFILES_FILE",
+    ):
+        env.pop(name, None)  # the installed launch file's own profile applies
+    setup = str(workspace.install / "setup.bash")
+
+    # ros2 launch finds the package's launch file as `ros2 pkg prefix` finds the package.
+    found = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f". {shlex.quote(ROS2CLI_ENV)} && . {shlex.quote(setup)} && "
+            "ros2 pkg prefix ros_tracker",
+        ],
+        cwd=str(workspace.root),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert found.returncode == 0, _report(found)
+    assert os.path.realpath(found.stdout.strip()) == prefix, _report(found)
+    launch_file = os.path.join(share, "launch", "track.launch.py")
+    assert os.path.isfile(launch_file) and not os.path.islink(launch_file), launch_file
+
+    # The installed tracker.yaml with lost_threshold 0, as test_launch.py does with the
+    # checkout's: the target is never declared lost on the synthetic source.
+    with open(os.path.join(share, "config", "tracker.yaml")) as handle:
+        params = re.sub(r"lost_threshold: [0-9.]+", "lost_threshold: 0.0", handle.read())
+    (tmp_path / "tracker.yaml").write_text(params)
+
+    nodes = {}
+
+    def record_nodes() -> None:
+        nodes.update(_descendants(launch.pid))
+
+    launch = ros2_launch(
+        [
+            "source:=synthetic",
+            f"namespace:={namespace}",
+            f"params_file:={tmp_path / 'tracker.yaml'}",
+        ],
+        env,
+        setup_scripts=[setup],
+        cwd=str(workspace.root),  # not the checkout
+    )
+    text = track_then_interrupt(launch, domain, namespace, while_tracking=record_nodes)
+    assert launch.returncode == 0, text
+    assert_nodes_ended_cleanly(text, 2)  # tracker, video_source
+
+    # The nodes ran the install's executables, with the installed launch file's profile and
+    # the install's interface libraries; nothing came from the checkout's sources.
+    inside = os.path.join(install, "")
+    checkout = [
+        os.path.join(REPO, d, "") for d in ("ros_tracker", "launch", "interfaces", "config")
+    ]
+    for executable in ("tracker_node", "video_source_node"):
+        path = os.path.join(prefix, "lib", "ros_tracker", executable)
+        running = [
+            n for n in nodes.values() if any(os.path.realpath(a) == path for a in n["argv"][:2])
+        ]
+        assert len(running) == 1, (executable, nodes, text)
+        node = running[0]
+        assert any(namespace in a for a in node["argv"]), node["argv"]  # this launch's
+        if env.get("RMW_IMPLEMENTATION", "") in FAST_DDS_RMWS:
+            profile = node["environ"].get("FASTDDS_DEFAULT_PROFILES_FILE", "")
+            assert os.path.realpath(profile) == os.path.join(
+                share, "config", "fastdds_large_images.xml"
+            ), node["environ"]
+        libraries = {os.path.realpath(m) for m in node["maps"] if "ros_tracker_interfaces" in m}
+        assert all(m.startswith(inside) for m in libraries), libraries
+        if executable == "tracker_node":  # serves SetTarget, publishes TrackerStatus
+            assert libraries, sorted(node["maps"])
+        from_checkout = [
+            a for a in node["argv"] + sorted(node["maps"]) if a.startswith(tuple(checkout))
+        ]
+        assert not from_checkout, from_checkout

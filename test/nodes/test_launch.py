@@ -9,16 +9,11 @@ import glob
 import importlib.util
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
-from ros_harness import Driver, fresh_domain_id, ros_environment
-from ros_tracker_interfaces.msg import TrackerStatus
-from ros_tracker_interfaces.srv import SetTarget
-from vision_msgs.msg import Detection2D
+from launch_helpers import assert_nodes_ended_cleanly, ros2_launch, track_then_interrupt
+from ros_harness import fresh_domain_id, ros_environment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_FILE = os.path.join(REPO, "launch", "track.launch.py")
@@ -131,29 +126,6 @@ def test_launch_description_builds_the_nodes(monkeypatch):
     assert [a.node_executable for a in actions if isinstance(a, Node)] == ["tracker_node"]
 
 
-def _ros2_launch(arguments, env):
-    """``ros2 launch ros_tracker track.launch.py ...`` in its own process group."""
-    command = "exec ros2 launch ros_tracker track.launch.py " + " ".join(arguments)
-    if os.path.isfile(ROS2CLI_ENV):
-        command = f". {ROS2CLI_ENV} && " + command
-    return subprocess.Popen(
-        ["bash", "-c", command],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a terminal's process group: Ctrl-C signals all of it
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 VIEWER = """#!/bin/sh
 # Stands in for rviz2 (a GUI, not installable here): keeps the config it was given, then
 # waits for the launch to stop it, as rviz2 would.
@@ -187,7 +159,7 @@ def test_ros2_launch_tracks_in_a_namespace_and_stops_on_ctrl_c(tmp_path):
     env["TMPDIR"] = str(tmp_path)  # where the temporary rviz config goes
     viewer = _viewer_prefix(tmp_path / "viewer")
     env["AMENT_PREFIX_PATH"] = str(tmp_path / "viewer") + os.pathsep + env["AMENT_PREFIX_PATH"]
-    launch = _ros2_launch(
+    launch = ros2_launch(
         [
             "source:=synthetic",
             "namespace:=drone1",
@@ -196,40 +168,11 @@ def test_ros2_launch_tracks_in_a_namespace_and_stops_on_ctrl_c(tmp_path):
         ],
         env,
     )
-    lines = []
-    driver = Driver(domain)
-    try:
-        statuses = driver.collect(TrackerStatus, "/drone1/tracker/status")
-        detections = driver.collect(Detection2D, "/drone1/tracker/detection")
-        assert statuses.wait_for(lambda msgs: len(msgs) >= 1, timeout=120.0), _drain(launch)
-        request = SetTarget.Request()
-        request.bbox.center.position.x, request.bbox.center.position.y = 320.0, 240.0
-        request.bbox.size_x, request.bbox.size_y = 80.0, 60.0
-        answer = driver.call(SetTarget, "/drone1/tracker/set_target", request)
-        assert answer.success, answer.message
-        assert detections.wait_for(lambda msgs: len(msgs) >= 5, timeout=60.0)
-        assert {m.id for m in detections.snapshot()} == {answer.target_id}
-    finally:
-        driver.close()
-        os.killpg(launch.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        try:
-            output, _ = launch.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(launch.pid, signal.SIGKILL)
-            output, _ = launch.communicate()
-        lines = output.splitlines()
-    text = "\n".join(lines)
+    text = track_then_interrupt(launch, domain, "drone1")
     assert launch.returncode == 0, text
     with open(viewer + ".seen") as handle:  # rviz2 got this launch's namespaced debug image
         assert "/drone1/tracker/debug_image" in handle.read()
-    pids = [int(p) for p in re.findall(r"process started with pid \[(\d+)\]", text)]
-    assert len(pids) == 3, text  # tracker, video_source, rviz2
-    assert text.count("process has finished cleanly") == len(pids), text
-    assert "Traceback" not in text and "has died" not in text, text
-    deadline = time.monotonic() + 10.0
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pids), "a node outlived the launch"
+    assert_nodes_ended_cleanly(text, 3)  # tracker, video_source, rviz2
     assert not glob.glob(str(tmp_path / "ros_tracker_*.rviz")), "temporary rviz config left"
 
 
@@ -241,9 +184,3 @@ def _params(tmp_path) -> str:
     path = tmp_path / "tracker.yaml"
     path.write_text(text)
     return str(path)
-
-
-def _drain(process) -> str:
-    if process.poll() is None:
-        return "(still running)"
-    return process.stdout.read()
