@@ -804,7 +804,7 @@ def test_timeout_and_reset_cancel_waiting_set_targets_then_ctrl_c(engine_cache, 
     try:
         under_test.wait_ready()
         frames = [scene_frames[i % len(scene_frames)] for i in range(300)]
-        headers = under_test.publish_frames(frames, period=0.01)
+        headers = under_test.publish_frames(frames, period=0.03)  # camera rate
 
         def received(msgs):
             return msgs and int(diagnostic_values(msgs[-1], "images")["frames_received"]) >= 200
