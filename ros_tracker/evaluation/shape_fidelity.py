@@ -100,7 +100,7 @@ class Case:
     def describe(self) -> str:
         return (
             f"{self.photo} aspect {self.aspect} side {self.side:.0f} {self.kind}: IoU "
-            f"{self.iou:.2f} (given {self.truth[2]:.0f}x{self.truth[3]:.0f}, returned "
+            f"{self.iou:.2f} (target {self.truth[2]:.0f}x{self.truth[3]:.0f}, returned "
             f"{self.found[2]:.0f}x{self.found[3]:.0f})"
         )
 
