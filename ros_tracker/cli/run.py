@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from typing import List, Optional
 
 import numpy as np
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init()
     nodes = []
     executor = MultiThreadedExecutor(num_threads=4)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    failures: List[BaseException] = []
+    spinner = threading.Thread(target=_spin, args=(executor, failures), daemon=True)
     try:
         source_params = {"source": args.source, "loop": False, "rate": float(args.rate)}
         if args.frames:
@@ -83,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
             "threads": args.threads or 0,
             "engine_cache_dir": args.engine_cache_dir,
             "box_policy": args.box_policy,
+            # The source here publishes reliably (REP-2003): subscribe so from the start
+            # rather than re-subscribe once it is discovered (image_qos auto), which replaced
+            # a subscription under the spinning executor.
+            "image_qos": "reliable",
         }
         if args.lost_threshold is not None:
             tracker_params["lost_threshold"] = float(args.lost_threshold)
@@ -102,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.05)
         time.sleep(0.2)  # the ground-truth topic is matched right after the images
         executor.add_node(source)
-        return _drive(monitor, source, box, args)
+        return _drive(monitor, source, box, args, spinner, failures)
     except StartupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -113,7 +119,17 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
 
 
-def _drive(monitor, source, box, args) -> int:
+def _spin(executor, failures: List[BaseException]) -> None:
+    """executor.spin(), keeping what ended it: a callback that raised stops every node's
+    callbacks, and the run must end then rather than wait for frames that never come."""
+    try:
+        executor.spin()
+    except Exception as error:  # reported by _drive with the traceback
+        traceback.print_exc()
+        failures.append(error)
+
+
+def _drive(monitor, source, box, args, spinner, failures) -> int:
     from ros_tracker_interfaces.srv import SetTarget
 
     deadline = time.monotonic() + FIRST_IMAGE_TIMEOUT_S
@@ -144,7 +160,10 @@ def _drive(monitor, source, box, args) -> int:
         print(f"error: set_target failed: {reason}", file=sys.stderr)
         return 1
     print(f"set_target: {response.message}", file=sys.stderr)
-    _wait_until_done(monitor, source)
+    if not _wait_until_done(monitor, source, spinner):
+        reason = f"{type(failures[0]).__name__}: {failures[0]}" if failures else "it stopped"
+        print(f"error: the nodes stopped before the source finished ({reason})", file=sys.stderr)
+        return 1
     monitor.flush()
     _report(args, monitor, source)
     return 0
@@ -157,17 +176,20 @@ def _call(client, request, timeout: float = 30.0):
     return future.result() if done.wait(timeout) else None
 
 
-def _wait_until_done(monitor, source) -> None:
-    """Until the source has finished and the tracker has gone quiet."""
+def _wait_until_done(monitor, source, spinner: threading.Thread) -> bool:
+    """Until the source has finished and the tracker has gone quiet (True), or the executor
+    that runs the nodes has stopped (False)."""
     last_count, last_change = -1, time.monotonic()
     while True:
         time.sleep(0.1)
+        if not spinner.is_alive():
+            return False
         status = monitor.latest_status
         count = status.frames_processed if status is not None else 0
         if count != last_count:
             last_count, last_change = count, time.monotonic()
         if source.finished and time.monotonic() - last_change > QUIET_AFTER_SOURCE_S:
-            return
+            return True
 
 
 def _report(args, monitor, source) -> None:
