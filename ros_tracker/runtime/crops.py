@@ -49,6 +49,12 @@ class CropTransform:
         """Image point -> crop-normalised coordinates."""
         return (x - self.x0) / self.side, (y - self.y0) / self.side
 
+    def corners_to_crop(self, box: Sequence[float]) -> Tuple[float, float, float, float]:
+        """Image (x, y, w, h) -> crop-normalised corners (x1, y1, x2, y2)."""
+        x1, y1 = self.to_crop(box[0], box[1])
+        x2, y2 = self.to_crop(box[0] + box[2], box[1] + box[3])
+        return x1, y1, x2, y2
+
     def box_to_image(self, cx: float, cy: float, w: float, h: float) -> Box:
         """Crop-normalised (cx, cy, w, h) -> image (x, y, w, h)."""
         width = w * self.side

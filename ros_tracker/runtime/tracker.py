@@ -295,10 +295,8 @@ class Tracker:
         network takes it."""
         if not self.card.template_box_input:
             return None
-        region = self._template_input.region(box)
-        x1, y1 = region.to_crop(box[0], box[1])
-        x2, y2 = region.to_crop(box[0] + box[2], box[1] + box[3])
-        return np.array([[x1, y1, x2, y2]], dtype=np.float32)
+        corners = self._template_input.region(box).corners_to_crop(box)
+        return np.array([corners], dtype=np.float32)
 
     def _send_templates(self, template: np.ndarray) -> None:
         names = self.card.template_input_names

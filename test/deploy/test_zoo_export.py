@@ -81,11 +81,9 @@ def _informative_random_init(network: nn.Module, frames) -> None:
                 template = torch.from_numpy(template_crop(frame.image, frame.box)[0].copy())
                 search = torch.from_numpy(search_crop(frame.image, frame.box)[0].copy())
                 inputs = [template] * len(card.template_input_names)
-                if card.template_box_input:  # the box in the crop (centred, factor x its side)
-                    x, y, w, h = frame.box
-                    side = card.template_factor * (w * h) ** 0.5
-                    half = torch.tensor([w, h]) / (2.0 * side)
-                    inputs.append(torch.cat((0.5 - half, 0.5 + half))[None].float())
+                if card.template_box_input:  # the box in the crop, as the tracker sends it
+                    corners = template_crop.region(frame.box).corners_to_crop(frame.box)
+                    inputs.append(torch.tensor([corners], dtype=torch.float32))
                 state = network.encode_template(*inputs)
                 network.track_search(*state, search)
     network.eval()
