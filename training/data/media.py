@@ -346,13 +346,15 @@ def same_picture(a: np.ndarray, b: np.ndarray, a_shape, b_shape) -> bool:
 
 def object_proposals(image: np.ndarray) -> np.ndarray:
     """Selective-search boxes (x, y, w, h, pixels of ``image``) that can be tracking targets:
-    1:4 to 4:1, 0.1 % to 12 % of the photo, at least 12 px a side, mutually distinct."""
+    1:4 to 4:1, 0.1 % to 12 % of the photo, at least 12 px a side, mutually distinct; to 0.1 px."""
     small = fit_within(image, PROPOSAL_SIDE)
     scale = image.shape[1] / small.shape[1]
     search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
     search.setBaseImage(small)
     search.switchToSelectiveSearchFast()
-    boxes = search.process().astype(np.float64) * scale
+    # to 0.1 px, as the manifest keeps them, before the bounds: rounding after them could
+    # take a 4:1 box past 4:1
+    boxes = np.round(search.process().astype(np.float64) * scale, 1)
     area = image.shape[0] * image.shape[1]
     w, h = boxes[:, 2], boxes[:, 3]
     keep = (
@@ -436,7 +438,7 @@ def _add_photos(manifest: Manifest, source: Source, files: List[Tuple[str, str]]
             "width": int(image.shape[1]),
             "height": int(image.shape[0]),
             "hash": digest.astype(int).tolist(),
-            "proposals": np.round(object_proposals(image), 1).tolist(),
+            "proposals": object_proposals(image).tolist(),
         }
         manifest.photos.append(entry)
         hashes.append((digest, image.shape[:2], entry))
