@@ -162,6 +162,42 @@ def test_targets_span_every_aspect_and_size(media_root: str) -> None:
     assert sides.min() < 16 and sides.max() > 120
 
 
+def test_other_objects_are_pasted_beside_the_target_at_its_size(media_root: str) -> None:
+    """Regions of other photos land around the target at about its size; the target itself
+    stays visible."""
+    from training.data.photos import _other_objects
+
+    dataset = load_dataset(_entry("photos", media_root))
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        image = np.full((400, 500, 3), 128, np.uint8)
+        box = (200.0, 150.0, float(rng.uniform(20, 60)), float(rng.uniform(20, 60)))
+        before = image.copy()
+        placed = _other_objects(rng, image, box, dataset.items[:2])
+        assert placed, seed
+        side = math.sqrt(box[2] * box[3])
+        for px, py, pw, ph in placed:
+            assert 0.75 * side <= math.sqrt(pw * ph) <= 1.3 * side, (seed, box, (pw, ph))
+            centre = np.hypot(px + pw / 2 - 200 - box[2] / 2, py + ph / 2 - 150 - box[3] / 2)
+            assert centre >= side, (seed, box, (px, py, pw, ph))
+        assert (image != before).any()
+        x, y, w, h = (int(v) for v in box)
+        kept = (image[y : y + h, x : x + w] == before[y : y + h, x : x + w]).all(axis=2).mean()
+        assert kept > 0.6, (seed, kept)
+
+
+def test_pairs_with_other_objects_keep_the_target_box(media_root: str) -> None:
+    dataset = load_dataset(_entry("photos", media_root, options={"other_object_prob": 1.0}))
+    plain = load_dataset(_entry("photos", media_root))
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    photo = dataset.items[0]
+    (_, with_others), (_, without) = (
+        dataset.pairs.draw(rng_a, photo, 1)[1],
+        plain.pairs.draw(rng_b, photo, 1)[1],
+    )
+    assert with_others == without
+
+
 def test_transform_box_of_a_pure_zoom() -> None:
     zoom = np.array([[2.0, 0.0, -50.0], [0.0, 2.0, -50.0]])  # x 2 about (50, 50)
     assert transform_box(zoom, (40.0, 40.0, 20.0, 20.0)) == (30.0, 30.0, 40.0, 40.0)

@@ -7,8 +7,11 @@ photo after what a camera and a moving target do to an object between two frames
   (the target's box in the search frame is the axis-aligned box of its transformed corners);
 * appearance: brightness, contrast, gamma and colour balance, a soft shadow over part of the
   frame, Gaussian or motion blur, sensor noise, JPEG re-compression;
-* clutter: partial occlusion of the target by a real patch of another photo, and distractor
-  copies of the target (rescaled, recoloured) placed near it.
+* clutter: partial occlusion of the target by a real patch of another photo, distractor
+  copies of the target (rescaled, recoloured) placed near it, and other objects near it: object
+  proposals of other photos at the target's size (faces beside a face, a building beside a
+  building), which the network must tell from the target by appearance rather than by being
+  an object of about that size near the centre.
 
 The target region is an object proposal of the photo (selective search, computed once when
 the media cache is built: ``training.data.media``) with probability ``proposal_prob``, else a
@@ -53,6 +56,7 @@ class PhotoSettings:
     jpeg_prob: float = 0.3
     occlusion_prob: float = 0.2
     distractor_prob: float = 0.1
+    other_object_prob: float = 0.0
 
 
 @dataclass
@@ -257,6 +261,40 @@ def _distractors(rng: np.random.Generator, image: np.ndarray, box: Box) -> List[
     return placed
 
 
+def _other_objects(
+    rng: np.random.Generator, image: np.ndarray, box: Box, sources: Sequence[Photo]
+) -> List[Box]:
+    """Paste one to three regions of other photos (object proposals where they have them),
+    scaled to about the target's size and aspect, around the target; their boxes."""
+    x, y, w, h = box
+    side = math.sqrt(w * h)
+    placed: List[Box] = []
+    for source in sources:
+        picture = load_photo(source.path)
+        if len(source.proposals):
+            region = source.proposals[int(rng.integers(len(source.proposals)))]
+        else:
+            region = random_region(rng, source.width, source.height, PhotoSettings())
+        rx, ry, rw, rh = (int(round(float(v))) for v in region)
+        patch = picture[max(ry, 0) : ry + rh, max(rx, 0) : rx + rw]
+        if patch.shape[0] < 4 or patch.shape[1] < 4:
+            continue
+        # the target's size and, half of the time, its aspect: a look-alike in outline
+        aspect = w / h if rng.random() < 0.5 else patch.shape[1] / patch.shape[0]
+        target_side = side * rng.uniform(0.8, 1.25)
+        pw = max(4, int(round(target_side * math.sqrt(aspect))))
+        ph = max(4, int(round(target_side / math.sqrt(aspect))))
+        patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA)
+        angle = rng.uniform(0, 2 * math.pi)
+        distance = rng.uniform(1.0, 2.5) * side + 0.5 * max(pw, ph)
+        cx = x + 0.5 * w + distance * math.cos(angle)
+        cy = y + 0.5 * h + distance * math.sin(angle)
+        px, py = int(cx - 0.5 * pw), int(cy - 0.5 * ph)
+        _paste(image, patch, px, py)
+        placed.append((float(px), float(py), float(pw), float(ph)))
+    return placed
+
+
 @dataclass
 class RenderedSearch:
     """The search frame of one pair, rendered when the loader reads it."""
@@ -267,6 +305,7 @@ class RenderedSearch:
     seed: int
     settings: PhotoSettings
     occluder: Optional[Photo] = None
+    others: Tuple[Photo, ...] = ()
 
     def frame(self, index: int = 0) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
@@ -283,6 +322,8 @@ class RenderedSearch:
         side = math.sqrt(self.box[2] * self.box[3])
         if rng.random() < s.distractor_prob:
             _distractors(rng, image, self.box)
+        if self.others:
+            _other_objects(rng, image, self.box, self.others)
         if self.occluder is not None:
             _occlude(rng, image, self.box, load_photo(self.occluder.path))
         if rng.random() < s.photometric_prob:
@@ -315,6 +356,10 @@ class PhotoPairs:
         occluder = None
         if len(self.photos) > 1 and rng.random() < self.settings.occlusion_prob:
             occluder = self.photos[int(rng.integers(len(self.photos)))]
+        others: Tuple[Photo, ...] = ()
+        if len(self.photos) > 1 and rng.random() < self.settings.other_object_prob:
+            picks = rng.integers(len(self.photos), size=int(rng.integers(1, 4)))
+            others = tuple(self.photos[int(i)] for i in picks if self.photos[int(i)] is not photo)
         search = RenderedSearch(
             photo,
             matrix,
@@ -322,6 +367,7 @@ class PhotoPairs:
             int(rng.integers(2**31)),
             self.settings,
             occluder,
+            others,
         )
         return [(photo, box)] * num_templates, (search, search.box)
 
