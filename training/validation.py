@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +20,9 @@ import torch
 from ros_tracker.evaluation.metrics import PROTOCOLS, score_sequence, summarize
 from ros_tracker.evaluation.readers import Sequence, read_dataset
 from ros_tracker.evaluation.runner import read_image, run_sequence
+from ros_tracker.evaluation.template_dependence import first_frames, measure_template_dependence
 from ros_tracker.runtime.backends.torch_backend import TorchBackend
+from ros_tracker.runtime.decoders import SCORE_MAP_FAMILIES
 from ros_tracker.runtime.tracker import Tracker
 
 LOGGER = logging.getLogger("training")
@@ -77,7 +79,8 @@ def validate(
     network: torch.nn.Module, sets: List[Tuple[str, List[Sequence]]], device: str = "cpu"
 ) -> Dict[str, float]:
     """Metrics (auc, precision, norm_precision, ao, sr50, sr75, false_tracking) averaged over
-    the sets."""
+    the sets, and for networks with a score map ``template_similarity``
+    (ros_tracker.evaluation.template_dependence, on the sequences' first frames)."""
     was_training = network.training
     backend = TorchBackend(network.card, network, device=device)
     tracker = Tracker(network.card, backend)
@@ -104,6 +107,7 @@ def validate(
                     )
                 )
             summaries.append(summarize(scores, protocol))
+        similarity = _template_similarity(tracker, sets)
     finally:
         network.train(was_training)
     metrics: Dict[str, float] = {}
@@ -111,4 +115,18 @@ def validate(
         values = [getattr(s, key) for s in summaries]
         values = [v for v in values if np.isfinite(v)]
         metrics[key] = float(np.mean(values)) if values else float("nan")
+    if similarity is not None:
+        metrics["template_similarity"] = similarity
     return metrics
+
+
+def _template_similarity(
+    tracker: Tracker, sets: List[Tuple[str, List[Sequence]]]
+) -> Optional[float]:
+    """Does the network follow its template or any object? None where it has no score map."""
+    if tracker.card.family not in SCORE_MAP_FAMILIES:
+        return None
+    frames = first_frames([s for _, sequences in sets for s in sequences])
+    if len(frames) < 2:
+        return None
+    return measure_template_dependence(tracker, frames).similarity

@@ -257,6 +257,22 @@ class CenterDecoder:
 
 # -- selection ------------------------------------------------------------------------------
 
+# families whose first output is a map of per-cell target logits
+SCORE_MAP_FAMILIES = ("hcat", "abtrack")
+
+
+def score_map(card: ModelCard, outputs: Outputs) -> np.ndarray:
+    """The per-cell target probabilities of one search crop (H, W), for the families that
+    score every cell (hcat, abtrack); ValueError for the others, which score one box only."""
+    if card.family not in SCORE_MAP_FAMILIES:
+        raise ValueError(f"{card.name} ({card.family}) has no per-cell score map")
+    logits = np.asarray(_first(outputs, card.output_names[0]), dtype=np.float64).reshape(-1)
+    side = int(round(math.sqrt(logits.size)))
+    if side * side != logits.size:
+        raise ValueError(f"a score map of {logits.size} cells is not a square grid")
+    return sigmoid(logits).reshape(side, side)
+
+
 _DECODERS: Dict[str, Callable[[ModelCard], Callable[..., Decoded]]] = {
     "hit": CornerDecoder,
     "hcat": WindowedClassificationDecoder,

@@ -241,6 +241,15 @@ class Tracker:
         box = (float(reported[0]), float(reported[1]), float(reported[2]), float(reported[3]))
         return TrackResult(box=box, score=score, timings=timings, searching=searching)
 
+    def search_outputs(self, image: np.ndarray, box: Sequence[float]) -> Dict[str, np.ndarray]:
+        """The network's raw outputs for the search crop around ``box`` in ``image`` against
+        the current template, leaving the tracker's state as it was (diagnostics)."""
+        if self._box is None:
+            raise RuntimeError("search_outputs() called before initialize()")
+        check_image(image)
+        search, _ = self._search_input(image, tuple(float(v) for v in box))
+        return dict(self.backend.run_search(search))
+
     def reset(self) -> None:
         """Forget the target (the backend keeps its stale template until re-initialised)."""
         self._box = None
