@@ -34,6 +34,11 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from ros_tracker_interfaces.msg import TrackerStatus
 from ros_tracker_interfaces.srv import SetTarget
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -287,12 +292,20 @@ class TrackerNode(Node):
         if self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
         self._image_reliability = reliability
+        # image_qos auto replaces this subscription under the spinning executor when a
+        # publisher of the other reliability appears, and that publisher fires rclpy's default
+        # incompatible-QoS event on it at the same moment. rclpy guards taking a message from
+        # a destroyed subscription but not taking an event from a destroyed event handler
+        # (InvalidHandle would leave spin). Auto follows the publishers itself, so the warning
+        # says nothing here: its subscription carries no event handlers at all.
+        events = SubscriptionEventCallbacks(use_default_callbacks=self._image_qos_mode != "auto")
         self._image_sub = self.create_subscription(
             self._image_type,
             self._image_topic,
             self._on_image,
             qos,
             callback_group=self._images_group,
+            event_callbacks=events,
         )
 
     def _describe_image_qos(self) -> str:

@@ -72,3 +72,5 @@ def test_node_survives_repeated_resubscription_at_camera_rate(tmp_path):
     assert code == 0, under_test.process.output
     assert "Traceback" not in under_test.process.output, under_test.process.output
     assert under_test.process.output.count("image subscription on /image now") >= 2 * SWITCHES
+    # auto follows the publishers: no incompatible-QoS event handlers on its subscription
+    assert "incompatible QoS" not in under_test.process.output
