@@ -253,7 +253,7 @@ def _source_from_safetensors(path: str) -> ModelSource:
 
 
 # Card fields that shape the exported graphs: installed graphs must agree with the registry.
-_GRAPH_FIELDS = (
+GRAPH_FIELDS = (
     "family",
     "template_size",
     "search_size",
@@ -284,7 +284,7 @@ def _zoo_source(name: str) -> ModelSource:
             card = _registry_card(name)
         except BackendUnavailable:  # no torch here: the graphs' own card is the model
             card = export.card
-        differs = [f for f in _GRAPH_FIELDS if getattr(card, f) != getattr(export.card, f)]
+        differs = [f for f in GRAPH_FIELDS if getattr(card, f) != getattr(export.card, f)]
         if not differs:
             LOGGER.info("using the installed ONNX graphs of %s in %s", name, export.folder)
             return ModelSource(card=card, kind="zoo", weights_path=weights, export=export)

@@ -16,7 +16,9 @@ Cards may also ask for the box policy of runtime.motion_prior: a penalty on cand
 change size or aspect (``scale_penalty``), a size that follows the estimate gradually
 (``size_lr``), and, after ``redetect_after`` weak frames in a row, a search for the lost
 target over the whole image, one crop per frame (alternately where it was last seen and the
-next region of a scan), until a candidate is confident again.
+next region of a scan), until a candidate is confident again; and a confidence that also
+weighs how much the box still looks like the target did (``appearance_weight``,
+runtime.appearance_check), so that it falls when the network has moved to something else.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ros_tracker.runtime.appearance_check import AppearanceCheck, checked_confidence
 from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_validation import require_initial_box
 from ros_tracker.runtime.boxes import Box, clamp_centre, clip_with_margin, intersect_image
@@ -146,6 +149,7 @@ class Tracker:
         self._last_good: Optional[Box] = None
         self._scan: Optional[TileScan] = None
         self._scan_step = 0
+        self._appearance = AppearanceCheck() if card.appearance_weight > 0.0 else None
 
     # -- properties ---------------------------------------------------------------------
 
@@ -189,6 +193,8 @@ class Tracker:
         if self._online is not None:
             self._online.start(template)
         self._send_templates(template)
+        if self._appearance is not None:
+            self._appearance.start(image, start_box)
         self._box = start_box
         self._last_good = start_box
         self._scan = None
@@ -223,6 +229,9 @@ class Tracker:
                     around[2:], estimate[2:], self.card.size_lr * decoded.penalty * score
                 ),
             )
+        if self._appearance is not None and score > 0.0:
+            similarity = self._appearance.similarity(image, estimate)
+            score = checked_confidence(score, similarity, self.card.appearance_weight)
         estimate = self._follow(estimate, score)
         if self._clip_centre:
             self._box = clamp_centre(estimate, width, height)

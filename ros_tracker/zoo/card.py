@@ -48,6 +48,8 @@ class ModelCard:
     size_lr: float = 0.0  # box size follows the estimate at size_lr x penalty x score (0: off)
     redetect_after: int = 0  # weak frames in a row before searching the whole image (0: never)
     redetect_threshold: float = 0.3  # confidence under which a frame is weak
+    # Weight of runtime.appearance_check in the reported confidence (0: the network's own)
+    appearance_weight: float = 0.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

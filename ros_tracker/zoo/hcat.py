@@ -572,10 +572,12 @@ def _mobilenetv2_card() -> ModelCard:
         extra=_architecture(MOBILENETV2_CONFIG),
         # Box policy measured on ../shared/real_val (models/hcat_mobilenetv2.md): a penalty on
         # candidates that change size or aspect and a size that follows the estimate slowly;
-        # the search for a lost target stays off (its confidence does not yet tell a lost
-        # target from a found one).
+        # a confidence that also weighs whether the box still looks like the target (the
+        # network's own stays high on whatever object it moved to); the search for a lost
+        # target stays off (it measured worse).
         scale_penalty=0.8,
         size_lr=0.1,
+        appearance_weight=0.9,
     )
     return _with_box_input(card)
 

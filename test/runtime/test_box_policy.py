@@ -62,12 +62,9 @@ def test_tile_scan_covers_the_image_nearest_first() -> None:
 
 def test_policy_strings() -> None:
     assert parse_box_policy("card") == {}
-    assert parse_box_policy("paper") == {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0}
-    assert parse_box_policy("paper,scale_penalty=0.1") == {
-        "scale_penalty": 0.1,
-        "size_lr": 0.0,
-        "redetect_after": 0,
-    }
+    paper = {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0, "appearance_weight": 0.0}
+    assert parse_box_policy("paper") == paper
+    assert parse_box_policy("paper,scale_penalty=0.1") == dict(paper, scale_penalty=0.1)
     assert parse_box_policy("size_lr=0.4, redetect_after=10") == {
         "size_lr": 0.4,
         "redetect_after": 10,
@@ -208,3 +205,62 @@ def test_without_redetection_the_tracker_never_searches() -> None:
     tracker = Tracker(card, SquareOracle(card))
     tracker.initialize(_scene((60.0, 60.0)), (50.0, 50.0, 20.0, 20.0))
     assert not any(tracker.track(_scene(None)).searching for _ in range(8))
+
+
+# -- the confidence: does the box still look like the target? -------------------------------
+
+
+def _patterned_scene(pattern: str, size=(320, 240)) -> np.ndarray:
+    """Dark noise (too little red for the oracle) with a 24 px square at (100, 80): red with a
+    blue checkerboard ("target") or pale grey stripes ("other"): the oracle finds either."""
+    rng = np.random.default_rng(4)
+    width, height = size
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = rng.integers(0, 120, (height, width))
+    image[..., 1] = rng.integers(0, 120, (height, width))
+    image[..., 2] = rng.integers(0, 30, (height, width))
+    yy, xx = np.mgrid[0:24, 0:24]
+    square = np.zeros((24, 24, 3), np.uint8)
+    square[..., 2] = 250
+    if pattern == "target":
+        square[..., 0] = np.where((yy // 6 + xx // 6) % 2 == 0, 220, 0)
+    else:
+        square[..., 0] = square[..., 1] = np.where(xx % 8 < 4, 250, 200)
+    image[80:104, 100:124] = square
+    return image
+
+
+def test_the_confidence_falls_when_the_box_shows_something_else() -> None:
+    box = (100.0, 80.0, 24.0, 24.0)
+    target, other = _patterned_scene("target"), _patterned_scene("other")
+    card = build_tiny("hcat").card
+    plain = Tracker(card, SquareOracle(card))
+    plain.initialize(target, box)
+    # the network (here the oracle) is as sure of the other object as of the target
+    assert plain.track(target).score > 0.9 and plain.track(other).score > 0.9
+    checked = Tracker(card.replace(appearance_weight=1.0), SquareOracle(card))
+    checked.initialize(target, box)
+    assert checked.track(target).score > 0.9
+    assert checked.track(other).score < 0.3
+    assert checked.box == pytest.approx(plain.box, abs=0.5)  # the box itself is unchanged
+    half = Tracker(card.replace(appearance_weight=0.5), SquareOracle(card))
+    half.initialize(target, box)
+    assert 0.45 < half.track(other).score < 0.7
+
+
+def test_appearance_check_compares_with_the_box_it_was_started_on() -> None:
+    from ros_tracker.runtime.appearance_check import AppearanceCheck, checked_confidence
+
+    check = AppearanceCheck()
+    with pytest.raises(RuntimeError, match="before start"):
+        check.similarity(_patterned_scene("target"), (0.0, 0.0, 10.0, 10.0))
+    target = _patterned_scene("target")
+    check.start(target, (100.0, 80.0, 24.0, 24.0))
+    assert check.similarity(target, (100.0, 80.0, 24.0, 24.0)) == pytest.approx(1.0)
+    # the same target a little brighter, and the box a pixel off: still the target
+    brighter = np.clip(target.astype(np.int16) + 20, 0, 255).astype(np.uint8)
+    assert check.similarity(brighter, (101.0, 80.0, 24.0, 24.0)) > 0.6
+    assert check.similarity(target, (200.0, 150.0, 24.0, 24.0)) < 0.3  # background
+    assert check.similarity(target, (100.0, 80.0, 0.0, 0.0)) <= 1.0  # a degenerate box
+    assert checked_confidence(0.8, 0.5, 0.0) == pytest.approx(0.8)
+    assert checked_confidence(0.8, 0.5, 1.0) == pytest.approx(0.4)

@@ -1,0 +1,81 @@
+"""Does the box still show what was handed over? A confidence that falls when the target is gone.
+
+A Siamese network's score says "an object is here" as much as "*the* object is here": a
+network that follows objects rather than its template (ros_tracker.evaluation.
+template_dependence) keeps scoring high on a distractor or on background it drifted to. This
+check compares the tracked box with the target as it was at initialisation, on the image
+itself, independently of the network:
+
+* normalised cross-correlation of the box resampled to 32 x 32 pixels (shape and texture);
+* correlation of hue-saturation histograms of the same patches (colour, robust to pose).
+
+Their mean, clipped to [0, 1], multiplies the network's confidence (card
+``appearance_weight`` blends it in: 0 leaves the network's confidence as the papers report it).
+About 0.1 ms per frame.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+PATCH = 32  # side of the resampled box, pixels
+HIST_BINS = (16, 8)  # hue, saturation
+
+
+def box_patch(image: np.ndarray, box: Sequence[float], size: int = PATCH) -> np.ndarray:
+    """The box (x, y, w, h) resampled to size x size pixels (edges replicated outside)."""
+    x, y, w, h = (float(v) for v in box)
+    sx, sy = size / max(w, 1e-3), size / max(h, 1e-3)
+    cx, cy = x + 0.5 * w, y + 0.5 * h
+    matrix = np.float32([[sx, 0.0, 0.5 * size - cx * sx], [0.0, sy, 0.5 * size - cy * sy]])
+    shrinking = w > size or h > size
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _hue_saturation(patch: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256])
+    return cv2.normalize(hist, hist).reshape(-1)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(np.float32).reshape(-1)
+    b = b.astype(np.float32).reshape(-1)
+    a = a - a.mean()
+    b = b - b.mean()
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm > 0.0 else 0.0
+
+
+class AppearanceCheck:
+    """Similarity in [0, 1] of a box in a frame to the target at initialisation."""
+
+    def __init__(self) -> None:
+        self._patch: Optional[np.ndarray] = None
+        self._hist: Optional[np.ndarray] = None
+
+    def start(self, image: np.ndarray, box: Sequence[float]) -> None:
+        self._patch = box_patch(image, box)
+        self._hist = _hue_saturation(self._patch)
+
+    def similarity(self, image: np.ndarray, box: Sequence[float]) -> float:
+        if self._patch is None or self._hist is None:
+            raise RuntimeError("AppearanceCheck.similarity() before start()")
+        patch = box_patch(image, box)
+        colour = cv2.compareHist(self._hist, _hue_saturation(patch), cv2.HISTCMP_CORREL)
+        value = 0.5 * (_ncc(self._patch, patch) + float(colour))
+        return min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.0
+
+
+def checked_confidence(score: float, similarity: float, weight: float) -> float:
+    """The network's ``score`` with the appearance ``similarity`` blended in by ``weight``."""
+    return float(score) * (1.0 - float(weight) + float(weight) * float(similarity))
