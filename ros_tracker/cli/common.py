@@ -68,7 +68,8 @@ def add_inference_arguments(
         type=_box_policy,
         help="box settings: card (the model card's), paper (the authors'), or "
         "key=value,... (window_influence, scale_penalty, size_lr, redetect_after, "
-        "redetect_threshold, appearance_weight), optionally after card, or paper,",
+        "redetect_threshold, appearance_weight, appearance_rerank), optionally after card, or "
+        "paper,",
     )
 
 

@@ -54,7 +54,7 @@ SPECS: List[ParameterSpec] = [
         "card",
         "box settings: card (the model card's, measured on real footage) | paper (the "
         "authors' trackers) | key=value,... (window_influence, scale_penalty, size_lr, "
-        "redetect_after, redetect_threshold, appearance_weight)",
+        "redetect_after, redetect_threshold, appearance_weight, appearance_rerank)",
         True,
     ),
     ParameterSpec("compressed", False, "subscribe to image/compressed instead of image", True),

@@ -3,12 +3,12 @@
 A card carries the runtime settings that turn a network's raw estimate into the box a robot
 follows (``window_influence``, and runtime.motion_prior's ``scale_penalty``, ``size_lr``,
 ``redetect_after``, ``redetect_threshold``; runtime.appearance_check's ``appearance_weight``
-in the confidence). The node's ``box_policy`` parameter and the
-command line's ``--box-policy`` pick among them:
+in the confidence and ``appearance_rerank`` in the choice of candidate). The node's
+``box_policy`` parameter and the command line's ``--box-policy`` pick among them:
 
 * ``card`` (default): the card's settings, measured on real footage for the shipped model;
 * ``paper``: the papers' trackers as their authors run them (no change penalty, sizes taken
-  as estimated, no search for a lost target, the network's own confidence);
+  as estimated, no search for a lost target, the network's own pick and confidence);
 * ``key=value,...``, optionally after ``card,`` or ``paper,``: chosen values, e.g.
   ``paper,scale_penalty=0.1`` or ``size_lr=0.4,redetect_after=10``.
 """
@@ -27,8 +27,15 @@ POLICY_FIELDS: Dict[str, type] = {
     "redetect_after": int,
     "redetect_threshold": float,
     "appearance_weight": float,
+    "appearance_rerank": float,
 }
-_PAPER = {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0, "appearance_weight": 0.0}
+_PAPER = {
+    "scale_penalty": 0.0,
+    "size_lr": 0.0,
+    "redetect_after": 0,
+    "appearance_weight": 0.0,
+    "appearance_rerank": 0.0,
+}
 _RANGES = {
     "window_influence": (0.0, 1.0),
     "scale_penalty": (0.0, 10.0),
@@ -36,6 +43,7 @@ _RANGES = {
     "redetect_after": (0, 100000),
     "redetect_threshold": (0.0, 1.0),
     "appearance_weight": (0.0, 1.0),
+    "appearance_rerank": (0.0, 1.0),
 }
 
 

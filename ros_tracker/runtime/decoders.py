@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -48,12 +48,14 @@ class Decoded:
     box: Tuple[float, float, float, float]
     score: float
     penalty: float = 1.0
+    ranking: float = 0.0  # what the pick maximised (window and penalty in), where one was made
 
     def __post_init__(self) -> None:
         # Plain floats, whatever numpy scalar types the arithmetic produced.
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
         object.__setattr__(self, "score", float(self.score))
         object.__setattr__(self, "penalty", float(self.penalty))
+        object.__setattr__(self, "ranking", float(self.ranking))
 
 
 # -- shared pieces --------------------------------------------------------------------------
@@ -181,7 +183,9 @@ class WindowedClassificationDecoder:
             self._windows[cells] = hann_window(side, side, zero_edges=True).reshape(-1)
         return self._windows[cells]
 
-    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
+    def _ranked(
+        self, outputs: Outputs, prior: Prior, window: bool
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         scores = sigmoid(_first(outputs, self.cls_name).reshape(-1))
         boxes = _first(outputs, self.box_name).reshape(-1, 4)
         if boxes.shape[0] != scores.shape[0]:
@@ -191,10 +195,43 @@ class WindowedClassificationDecoder:
         if self.use_window and window:
             influence = self.window_influence
             ranking = ranking * (1.0 - influence) + self._window(scores.shape[0]) * influence
-        best = int(np.argmax(ranking))
-        cx, cy, w, h = (float(v) for v in boxes[best])
-        score = ranking[best] if self.report_windowed else scores[best]
-        return Decoded(box=(cx, cy, w, h), score=float(score), penalty=penalty[best])
+        return scores, boxes, penalty, ranking
+
+    def _decoded(self, index: int, scores, boxes, penalty, ranking) -> Decoded:
+        cx, cy, w, h = (float(v) for v in boxes[index])
+        score = ranking[index] if self.report_windowed else scores[index]
+        return Decoded(
+            box=(cx, cy, w, h), score=float(score), penalty=penalty[index], ranking=ranking[index]
+        )
+
+    def __call__(self, outputs: Outputs, prior: Prior = None, window: bool = True) -> Decoded:
+        ranked = self._ranked(outputs, prior, window)
+        return self._decoded(int(np.argmax(ranked[3])), *ranked)
+
+    def candidates(
+        self,
+        outputs: Outputs,
+        prior: Prior = None,
+        window: bool = True,
+        count: int = 5,
+        min_ratio: float = 0.5,
+    ) -> List[Decoded]:
+        """Up to ``count`` distinct candidates, best first: cells ranked at least ``min_ratio``
+        of the best, each box centred over half its side away from those already taken (a
+        cell's neighbours point at the same object)."""
+        ranked = self._ranked(outputs, prior, window)
+        scores, boxes, _, ranking = ranked
+        order = np.argsort(-ranking, kind="stable")
+        floor = float(ranking[order[0]]) * float(min_ratio)
+        taken: List[int] = []
+        for index in order:
+            if len(taken) >= count or ranking[index] < floor:
+                break
+            cx, cy, w, h = boxes[index]
+            reach = 0.5 * math.sqrt(max(float(w * h), 0.0))
+            if all(math.hypot(cx - boxes[t][0], cy - boxes[t][1]) >= reach for t in taken):
+                taken.append(int(index))
+        return [self._decoded(i, *ranked) for i in taken]
 
 
 # -- MixFormerV2 ----------------------------------------------------------------------------

@@ -34,8 +34,8 @@ from ros_tracker.runtime.appearance_check import AppearanceCheck, checked_confid
 from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_validation import require_initial_box
 from ros_tracker.runtime.boxes import Box, clamp_centre, clip_with_margin, intersect_image
-from ros_tracker.runtime.crops import CropPreprocessor
-from ros_tracker.runtime.decoders import make_decoder
+from ros_tracker.runtime.crops import CropPreprocessor, CropTransform
+from ros_tracker.runtime.decoders import Decoded, make_decoder
 from ros_tracker.runtime.motion_prior import TileScan, smoothed_size
 from ros_tracker.runtime.target_state import TargetState, TargetStateMachine
 from ros_tracker.zoo.card import ModelCard
@@ -149,7 +149,13 @@ class Tracker:
         self._last_good: Optional[Box] = None
         self._scan: Optional[TileScan] = None
         self._scan_step = 0
-        self._appearance = AppearanceCheck() if card.appearance_weight > 0.0 else None
+        self._appearance: Optional[AppearanceCheck] = None
+        if card.appearance_weight > 0.0 or card.appearance_rerank > 0.0:
+            self._appearance = AppearanceCheck()
+        if card.appearance_rerank > 0.0 and not hasattr(self.decode, "candidates"):
+            raise ValueError(
+                f"{card.name}: appearance_rerank needs a decoder that scores every cell (hcat)"
+            )
 
     # -- properties ---------------------------------------------------------------------
 
@@ -216,7 +222,10 @@ class Tracker:
         outputs = self.backend.run_search(search)
         after_inference = time.perf_counter()
         prior = (around[2] / region.side, around[3] / region.side)
-        decoded = self.decode(outputs, prior=prior, window=not searching)
+        if self.card.appearance_rerank > 0.0:
+            decoded = self._pick_by_appearance(image, outputs, prior, region, not searching)
+        else:
+            decoded = self.decode(outputs, prior=prior, window=not searching)
         estimate = region.box_to_image(*decoded.box)
         score = min(max(float(decoded.score), 0.0), 1.0)
         if not all(math.isfinite(v) for v in estimate + (score,)):
@@ -287,6 +296,30 @@ class Tracker:
             return estimate
         # lost: a weak candidate is not the target, so stay where it was last seen
         return self._last_good if self._last_good is not None else estimate
+
+    def _pick_by_appearance(
+        self,
+        image: np.ndarray,
+        outputs: Dict[str, np.ndarray],
+        prior: Tuple[float, float],
+        region: CropTransform,
+        window: bool,
+    ) -> Decoded:
+        """Among the network's best distinct candidates, the one most like the target at
+        initialisation: a network that follows objects rather than its template ranks a
+        similar object beside the target as high as the target (card.appearance_rerank weighs
+        the likeness against the network's ranking)."""
+        assert self._appearance is not None
+        weight = self.card.appearance_rerank
+        best: Optional[Decoded] = None
+        best_value = -1.0
+        for candidate in self.decode.candidates(outputs, prior=prior, window=window):
+            similarity = self._appearance.similarity(image, region.box_to_image(*candidate.box))
+            value = candidate.ranking * (1.0 - weight + weight * similarity)
+            if value > best_value:
+                best, best_value = candidate, value
+        assert best is not None  # the best-ranked cell is always a candidate
+        return best
 
     def _scan_region(self, width: int, height: int) -> Box:
         """Where to look for a lost target this frame: every other frame where it was last

@@ -50,6 +50,9 @@ class ModelCard:
     redetect_threshold: float = 0.3  # confidence under which a frame is weak
     # Weight of runtime.appearance_check in the reported confidence (0: the network's own)
     appearance_weight: float = 0.0
+    # Weight of runtime.appearance_check in choosing among the network's best candidates
+    # (0: the network's pick; decoders that score every cell only)
+    appearance_rerank: float = 0.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

@@ -572,12 +572,14 @@ def _mobilenetv2_card() -> ModelCard:
         extra=_architecture(MOBILENETV2_CONFIG),
         # Box policy measured on ../shared/real_val (models/hcat_mobilenetv2.md): a penalty on
         # candidates that change size or aspect and a size that follows the estimate slowly;
-        # a confidence that also weighs whether the box still looks like the target (the
-        # network's own stays high on whatever object it moved to); the search for a lost
-        # target stays off (it measured worse).
+        # the candidate, among the network's best, and a confidence that also weigh whether
+        # the box looks like the target did (the network scores similar objects alike and
+        # stays confident on whatever it moved to); the search for a lost target stays off
+        # (it measured worse).
         scale_penalty=0.8,
         size_lr=0.1,
         appearance_weight=0.9,
+        appearance_rerank=0.8,
     )
     return _with_box_input(card)
 

@@ -62,7 +62,13 @@ def test_tile_scan_covers_the_image_nearest_first() -> None:
 
 def test_policy_strings() -> None:
     assert parse_box_policy("card") == {}
-    paper = {"scale_penalty": 0.0, "size_lr": 0.0, "redetect_after": 0, "appearance_weight": 0.0}
+    paper = {
+        "scale_penalty": 0.0,
+        "size_lr": 0.0,
+        "redetect_after": 0,
+        "appearance_weight": 0.0,
+        "appearance_rerank": 0.0,
+    }
     assert parse_box_policy("paper") == paper
     assert parse_box_policy("paper,scale_penalty=0.1") == dict(paper, scale_penalty=0.1)
     assert parse_box_policy("size_lr=0.4, redetect_after=10") == {
@@ -222,6 +228,8 @@ def _patterned_scene(pattern: str, size=(320, 240)) -> np.ndarray:
     yy, xx = np.mgrid[0:24, 0:24]
     square = np.zeros((24, 24, 3), np.uint8)
     square[..., 2] = 250
+    if pattern == "none":
+        return image
     if pattern == "target":
         square[..., 0] = np.where((yy // 6 + xx // 6) % 2 == 0, 220, 0)
     else:
@@ -264,3 +272,76 @@ def test_appearance_check_compares_with_the_box_it_was_started_on() -> None:
     assert check.similarity(target, (100.0, 80.0, 0.0, 0.0)) <= 1.0  # a degenerate box
     assert checked_confidence(0.8, 0.5, 0.0) == pytest.approx(0.8)
     assert checked_confidence(0.8, 0.5, 1.0) == pytest.approx(0.4)
+
+
+def test_candidates_are_distinct_and_ranked() -> None:
+    card = build_tiny("hcat").card.replace(window_influence=0.0)
+    grid = card.feature_size
+    logits = np.full(grid * grid, -8.0)
+    boxes = np.tile([0.1, 0.1, 0.1, 0.1], (grid * grid, 1))
+    # two cells on one object (same box), one on a second object, one too weak to count
+    for cell, logit, box in (
+        (10, 3.0, (0.3, 0.3, 0.2, 0.2)),
+        (11, 2.5, (0.3, 0.3, 0.2, 0.2)),
+        (40, 2.0, (0.7, 0.6, 0.2, 0.2)),
+        (50, -1.0, (0.9, 0.9, 0.2, 0.2)),
+    ):
+        logits[cell], boxes[cell] = logit, box
+    outputs = {"cls_logits": logits[None], "boxes": boxes[None]}
+    decoder = make_decoder(card)
+    found = decoder.candidates(outputs, count=5, min_ratio=0.5)
+    assert [c.box[:2] for c in found] == [(0.3, 0.3), (0.7, 0.6)]
+    assert found[0].ranking > found[1].ranking
+    assert found[0] == decoder(outputs)  # the first candidate is the plain pick
+    assert len(decoder.candidates(outputs, count=1)) == 1
+
+
+class TwoObjects(InferenceBackend):
+    """Test oracle, no network: HCAT outputs with two candidates at given crop boxes (cx, cy, w,
+    h), the first scored higher."""
+
+    name = "two-objects"
+
+    def __init__(self, card: ModelCard, first, second) -> None:
+        super().__init__(card)
+        self.first, self.second = first, second
+
+    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
+        pass
+
+    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
+        grid = self.card.feature_size
+        logits = np.full(grid * grid, -8.0)
+        boxes = np.zeros((grid * grid, 4))
+        logits[grid + 1], boxes[grid + 1] = 3.0, self.first
+        logits[2 * grid + 5], boxes[2 * grid + 5] = 1.0, self.second
+        return {"cls_logits": logits[None], "boxes": boxes[None]}
+
+
+def test_appearance_rerank_prefers_the_candidate_that_looks_like_the_target() -> None:
+    start = (100.0, 80.0, 24.0, 24.0)
+    first_frame = _patterned_scene("target")
+    # next frame: the target moved left, another object of its size stands to the right
+    frame = _patterned_scene("none")
+    frame[80:104, 76:100] = first_frame[80:104, 100:124]
+    frame[80:104, 124:148] = _patterned_scene("other")[80:104, 100:124]
+    card = build_tiny("hcat").card.replace(window_influence=0.0)
+    region = Tracker(card, SquareOracle(card))._search_input.region(start)
+
+    def crop_box(x: float) -> Tuple[float, float, float, float]:
+        x1, y1, x2, y2 = region.corners_to_crop((x, 80.0, 24.0, 24.0))
+        return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+
+    other, target = crop_box(124.0), crop_box(76.0)  # the network prefers the other object
+    plain = Tracker(card, TwoObjects(card, other, target))
+    plain.initialize(first_frame, start)
+    assert plain.track(frame).box[0] == pytest.approx(124.0, abs=0.5)
+    checked = Tracker(card.replace(appearance_rerank=0.8), TwoObjects(card, other, target))
+    checked.initialize(first_frame, start)
+    assert checked.track(frame).box[0] == pytest.approx(76.0, abs=0.5)
+
+
+def test_appearance_rerank_needs_a_decoder_with_candidates() -> None:
+    card = build_tiny("hit").card.replace(appearance_rerank=0.5)
+    with pytest.raises(ValueError, match="appearance_rerank needs"):
+        Tracker(card, SquareOracle(card))
