@@ -16,6 +16,7 @@ About 0.1 ms per frame.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import cv2
@@ -70,6 +71,9 @@ class AppearanceCheck:
     def similarity(self, image: np.ndarray, box: Sequence[float]) -> float:
         if self._patch is None or self._hist is None:
             raise RuntimeError("AppearanceCheck.similarity() before start()")
+        x, y, w, h = (float(v) for v in box)
+        if not (math.isfinite(x + y + w + h) and w > 0.0 and h > 0.0):
+            return 0.0  # a broken or empty box shows nothing of the target
         patch = box_patch(image, box)
         colour = cv2.compareHist(self._hist, _hue_saturation(patch), cv2.HISTCMP_CORREL)
         value = 0.5 * (_ncc(self._patch, patch) + float(colour))

@@ -16,9 +16,11 @@ Cards may also ask for the box policy of runtime.motion_prior: a penalty on cand
 change size or aspect (``scale_penalty``), a size that follows the estimate gradually
 (``size_lr``), and, after ``redetect_after`` weak frames in a row, a search for the lost
 target over the whole image, one crop per frame (alternately where it was last seen and the
-next region of a scan), until a candidate is confident again; and a confidence that also
-weighs how much the box still looks like the target did (``appearance_weight``,
-runtime.appearance_check), so that it falls when the network has moved to something else.
+next region of a scan), until a candidate is confident again. runtime.appearance_check
+compares boxes with the target as it looked at initialisation: ``appearance_rerank`` takes,
+among the network's best distinct candidates, the one most like it, and
+``appearance_weight`` weighs the likeness into the confidence, so that it falls when the
+network has moved to something else.
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ class Tracker:
                     around[2:], estimate[2:], self.card.size_lr * decoded.penalty * score
                 ),
             )
-        if self._appearance is not None and score > 0.0:
+        if self._appearance is not None and self.card.appearance_weight > 0.0 and score > 0.0:
             similarity = self._appearance.similarity(image, estimate)
             score = checked_confidence(score, similarity, self.card.appearance_weight)
         estimate = self._follow(estimate, score)
@@ -311,15 +313,13 @@ class Tracker:
         the likeness against the network's ranking)."""
         assert self._appearance is not None
         weight = self.card.appearance_rerank
-        best: Optional[Decoded] = None
-        best_value = -1.0
-        for candidate in self.decode.candidates(outputs, prior=prior, window=window):
+        candidates = self.decode.candidates(outputs, prior=prior, window=window)
+        values = []
+        for candidate in candidates:
             similarity = self._appearance.similarity(image, region.box_to_image(*candidate.box))
             value = candidate.ranking * (1.0 - weight + weight * similarity)
-            if value > best_value:
-                best, best_value = candidate, value
-        assert best is not None  # the best-ranked cell is always a candidate
-        return best
+            values.append(value if math.isfinite(value) else -1.0)  # broken outputs last
+        return candidates[int(np.argmax(values))]  # the best-ranked cell is always one
 
     def _scan_region(self, width: int, height: int) -> Box:
         """Where to look for a lost target this frame: every other frame where it was last

@@ -269,7 +269,8 @@ def test_appearance_check_compares_with_the_box_it_was_started_on() -> None:
     brighter = np.clip(target.astype(np.int16) + 20, 0, 255).astype(np.uint8)
     assert check.similarity(brighter, (101.0, 80.0, 24.0, 24.0)) > 0.6
     assert check.similarity(target, (200.0, 150.0, 24.0, 24.0)) < 0.3  # background
-    assert check.similarity(target, (100.0, 80.0, 0.0, 0.0)) <= 1.0  # a degenerate box
+    assert check.similarity(target, (100.0, 80.0, 0.0, 0.0)) == 0.0  # an empty box
+    assert check.similarity(target, (float("nan"), 80.0, 24.0, 24.0)) == 0.0
     assert checked_confidence(0.8, 0.5, 0.0) == pytest.approx(0.8)
     assert checked_confidence(0.8, 0.5, 1.0) == pytest.approx(0.4)
 

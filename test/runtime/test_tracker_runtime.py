@@ -187,8 +187,12 @@ class NanBackend(SquareFinderBackend):
         return outputs
 
 
-def test_nan_outputs_keep_the_last_box_with_zero_confidence() -> None:
-    card = build_tiny("mixformerv2").card
+@pytest.mark.parametrize(
+    "family, policy",
+    [("mixformerv2", {}), ("hcat", {"appearance_rerank": 0.8, "appearance_weight": 0.9})],
+)
+def test_nan_outputs_keep_the_last_box_with_zero_confidence(family, policy) -> None:
+    card = build_tiny(family).card.replace(**policy)
     tracker = Tracker(card, NanBackend(card))
     scenes = list(moving_square(3))
     tracker.initialize(*scenes[0])
