@@ -64,4 +64,10 @@ def run_node(
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        # ros2 launch forwards its own SIGINT after the terminal's, late on a loaded machine:
+        # while Python finalises, it gives signals that have a Python handler their default
+        # action back (a late SIGINT then kills the node, "exit code -2"), but leaves ignored
+        # ones ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     return code
