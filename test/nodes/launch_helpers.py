@@ -9,6 +9,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from typing import Callable, Optional, Sequence
 
@@ -19,6 +20,13 @@ from vision_msgs.msg import Detection2D
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROS2CLI_ENV = os.path.join(REPO, "build", "ros2cli", "env.sh")
+# Runs argv[1:] with SIGINT's default action, as in a terminal. A test run started in the
+# background of a non-interactive shell (`make test &`) ignores SIGINT, every child inherits
+# that, and a shell cannot undo it: the stand-in rviz2's trap and launch's Ctrl-C never fire.
+WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 def ros2_launch(
@@ -35,7 +43,7 @@ def ros2_launch(
     if os.path.isfile(ROS2CLI_ENV):
         command = f". {ROS2CLI_ENV} && " + command
     return subprocess.Popen(
-        ["bash", "-c", command],
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, "bash", "-c", command],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
