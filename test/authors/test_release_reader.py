@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import builtins
 import collections
-import os
 import pickle
 import pickletools
 import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,9 +163,17 @@ def test_unreadable_files_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         read_release_checkpoint(str(tmp_path / "absent.pth"))
     garbage = tmp_path / "garbage.pth"
-    garbage.write_bytes(os.urandom(256))
-    with pytest.raises(ValueError, match="cannot read checkpoint|not a torch.save zip archive"):
-        read_release_checkpoint(str(garbage))
+    # random bytes fail in many ways inside the unpicklers (KeyError, EOFError, ...): each
+    # must come out as one ValueError that names the file
+    rng = np.random.default_rng(85)
+    for size in (1, 2, 16, 256, 4096) * 20:
+        garbage.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        with pytest.raises(ValueError, match="cannot read checkpoint|not a torch.save zip"):
+            read_release_checkpoint(str(garbage))
+    for head in (b"\x80\x02", b"PK\x03\x04", b"\x80\x02h\x55"):  # pickle, zip, memo get
+        garbage.write_bytes(head + bytes(64))
+        with pytest.raises(ValueError, match="cannot read checkpoint|not a torch.save zip"):
+            read_release_checkpoint(str(garbage))
     mixed = str(tmp_path / "mixed.pth")
     torch.save({"net": {"w": torch.ones(1), "note": "text"}}, mixed)
     with pytest.raises(ValueError, match="not tensors: note"):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -46,9 +46,19 @@ def with_python_path(env: Dict[str, str], folder: Any) -> Dict[str, str]:
     return env
 
 
+_TAKEN_DOMAINS: Set[int] = set()
+
+
 def fresh_domain_id() -> int:
+    """A domain no other node of this test run has had: a module's shared node runs beside
+    the tests' own, and one that shares its domain hears the other's topics."""
     # 101..230: clear of the domains `make` picks (1..100) and within Fast DDS's port range.
-    return random.randint(101, 230)
+    free = [d for d in range(101, 231) if d not in _TAKEN_DOMAINS]
+    if not free:
+        raise RuntimeError("all 130 test domains are taken: split the test run")
+    domain = random.choice(free)
+    _TAKEN_DOMAINS.add(domain)
+    return domain
 
 
 class NodeProcess:

@@ -85,10 +85,15 @@ def read_release_checkpoint(path: str) -> ReleaseCheckpoint:
         reader = "weights_only"
     except pickle.UnpicklingError:
         # Refused: the file pickles classes other than tensors and containers.
-        obj, placeholders = load_restricted(path)
+        try:
+            obj, placeholders = load_restricted(path)
+        except UnsafeCheckpoint:
+            raise
+        except Exception as error:  # a corrupt pickle fails in many ways
+            raise ValueError(f"cannot read checkpoint {path}: {error!r}") from error
         reader = "restricted"
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    except Exception as error:  # a corrupt file fails in many ways (KeyError, EOFError, ...)
+        raise ValueError(f"cannot read checkpoint {path}: {error!r}") from error
     state = _state_of(obj, path)
     top = sorted(str(k) for k in obj) if isinstance(obj, dict) else []
     epoch = obj.get("epoch") if isinstance(obj, dict) else None
