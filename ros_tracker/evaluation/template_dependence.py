@@ -24,6 +24,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 
 from ros_tracker.evaluation.readers import Sequence as EvalSequence
+from ros_tracker.runtime.appearance_check import correlation
 from ros_tracker.runtime.boxes import Box
 from ros_tracker.runtime.decoders import score_map
 from ros_tracker.runtime.tracker import Tracker
@@ -68,15 +69,6 @@ def centre_cells(grid: np.ndarray) -> np.ndarray:
     return grid[rows, cols]
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.reshape(-1) - a.mean()
-    b = b.reshape(-1) - b.mean()
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if norm == 0.0:  # a constant map: it says nothing of the template either way
-        return 1.0
-    return float(np.clip((a @ b) / norm, -1.0, 1.0))
-
-
 def measure_template_dependence(
     tracker: Tracker, frames: Sequence[Frame], foreign: int = 3
 ) -> TemplateDependence:
@@ -103,7 +95,8 @@ def measure_template_dependence(
         results.append(
             FrameDependence(
                 name=name,
-                similarity=float(np.mean([_correlation(own, m) for m in others])),
+                # a constant map does not change with the template: similarity 1
+                similarity=float(np.mean([correlation(own, m, 1.0) for m in others])),
                 own_centre=float(centre_cells(own).mean()),
                 foreign_centre=float(np.mean([centre_cells(m).mean() for m in others])),
             )

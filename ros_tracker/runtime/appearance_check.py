@@ -48,13 +48,17 @@ def _hue_saturation(patch: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist).reshape(-1)
 
 
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.astype(np.float32).reshape(-1)
-    b = b.astype(np.float32).reshape(-1)
+def correlation(a: np.ndarray, b: np.ndarray, if_constant: float = 0.0) -> float:
+    """Pearson correlation of two arrays of one size, in [-1, 1]; ``if_constant`` where
+    either is constant (it says nothing either way)."""
+    a = a.astype(np.float64).reshape(-1)
+    b = b.astype(np.float64).reshape(-1)
     a = a - a.mean()
     b = b - b.mean()
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b) / norm if norm > 0.0 else 0.0
+    if norm == 0.0:
+        return float(if_constant)
+    return float(np.clip((a @ b) / norm, -1.0, 1.0))
 
 
 class AppearanceCheck:
@@ -76,7 +80,7 @@ class AppearanceCheck:
             return 0.0  # a broken or empty box shows nothing of the target
         patch = box_patch(image, box)
         colour = cv2.compareHist(self._hist, _hue_saturation(patch), cv2.HISTCMP_CORREL)
-        value = 0.5 * (_ncc(self._patch, patch) + float(colour))
+        value = 0.5 * (correlation(self._patch, patch) + float(colour))
         return min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.0
 
 

@@ -85,10 +85,11 @@ def write_card(name: str, models_dir: str) -> None:
     graphs = [os.path.join(folder, f) for f in ("template.onnx", "search.onnx")]
     for path in graphs:
         graph = os.path.splitext(os.path.basename(path))[0]
-        shipped = export_metadata(read_card(path), graph)
+        shipped_card = read_card(path)
+        shipped = export_metadata(shipped_card, graph)
         wanted = export_metadata(card, graph)
         changed = [k for k in wanted if k not in (CARD_KEY, GRAPH_KEY) and shipped[k] != wanted[k]]
-        changed += [f for f in GRAPH_FIELDS if getattr(read_card(path), f) != getattr(card, f)]
+        changed += [f for f in GRAPH_FIELDS if getattr(shipped_card, f) != getattr(card, f)]
         if changed:
             raise SystemExit(f"{path}: {', '.join(changed)} changed: re-export, not --card-only")
     with safe_open(weights_path, "np") as handle:
