@@ -128,13 +128,15 @@ def test_launch_description_builds_the_nodes(monkeypatch):
 
 VIEWER = """#!/bin/sh
 # Stands in for rviz2 (a GUI, not installable here): keeps the config it was given, then
-# waits for the launch to stop it, as rviz2 would.
+# waits for the launch to stop it, and takes a moment to close as rviz2 does (one that exits
+# the instant Ctrl-C arrives can be reaped while launch is still signalling it, and launch
+# then reports it died with 255).
 previous=""
 for argument in "$@"; do
     [ "$previous" = "-d" ] && cp "$argument" "$0.seen"
     previous="$argument"
 done
-trap 'exit 0' INT TERM
+trap 'sleep 0.5; exit 0' INT TERM
 while :; do sleep 0.2; done
 """
 
