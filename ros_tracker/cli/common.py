@@ -9,6 +9,8 @@ import re
 import sys
 from typing import Any, Callable, Optional, Sequence, Tuple
 
+from ros_tracker.runtime.box_policy import POLICY_FIELDS, parse_box_policy
+
 
 def choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
     """An argparse ``type`` accepting one of ``choices``, suggesting the closest on a typo."""
@@ -67,15 +69,11 @@ def add_inference_arguments(
         default="card",
         type=_box_policy,
         help="box settings: card (the model card's), paper (the authors'), or "
-        "key=value,... (window_influence, scale_penalty, size_lr, redetect_after, "
-        "redetect_threshold, appearance_weight, appearance_rerank), optionally after card, or "
-        "paper,",
+        f"key=value,... ({', '.join(POLICY_FIELDS)}), optionally after card, or paper,",
     )
 
 
 def _box_policy(text: str) -> str:
-    from ros_tracker.runtime.box_policy import parse_box_policy
-
     try:
         parse_box_policy(text)
     except ValueError as error:

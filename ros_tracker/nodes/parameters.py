@@ -17,6 +17,8 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from ros_tracker.runtime.box_policy import POLICY_FIELDS
+
 DEFAULT_MODEL = "hcat_mobilenetv2"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -53,8 +55,7 @@ SPECS: List[ParameterSpec] = [
         "box_policy",
         "card",
         "box settings: card (the model card's, measured on real footage) | paper (the "
-        "authors' trackers) | key=value,... (window_influence, scale_penalty, size_lr, "
-        "redetect_after, redetect_threshold, appearance_weight, appearance_rerank)",
+        f"authors' trackers) | key=value,... ({', '.join(POLICY_FIELDS)})",
         True,
     ),
     ParameterSpec("compressed", False, "subscribe to image/compressed instead of image", True),

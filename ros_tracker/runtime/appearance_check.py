@@ -17,7 +17,7 @@ About 0.1 ms per frame.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -61,27 +61,73 @@ def correlation(a: np.ndarray, b: np.ndarray, if_constant: float = 0.0) -> float
     return float(np.clip((a @ b) / norm, -1.0, 1.0))
 
 
+class _Look:
+    """What a box shows: its pixels resampled to PATCH x PATCH and their colour histogram."""
+
+    def __init__(self, image: np.ndarray, box: Sequence[float]) -> None:
+        self.patch = box_patch(image, box)
+        self.hist = _hue_saturation(self.patch)
+
+    def likeness(self, other: _Look) -> float:
+        colour = cv2.compareHist(self.hist, other.hist, cv2.HISTCMP_CORREL)
+        value = 0.5 * (correlation(self.patch, other.patch) + float(colour))
+        return min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.0
+
+
+def _usable(box: Sequence[float]) -> bool:
+    x, y, w, h = (float(v) for v in box)
+    return math.isfinite(x + y + w + h) and w > 0.0 and h > 0.0
+
+
 class AppearanceCheck:
-    """Similarity in [0, 1] of a box in a frame to the target at initialisation."""
+    """Similarity in [0, 1] of a box in a frame to the target at initialisation.
+
+    Objects the network confused with the target on the initialisation frame can be kept as
+    distractors (:meth:`add_distractor`); :meth:`distinct_similarity` then counts a box that
+    looks more like one of them than like the target as less like the target (the
+    distractor-aware idea of DaSiamRPN, on the image rather than on network features).
+    """
+
+    MAX_DISTRACTORS = 8
 
     def __init__(self) -> None:
-        self._patch: Optional[np.ndarray] = None
-        self._hist: Optional[np.ndarray] = None
+        self._target: Optional[_Look] = None
+        self._distractors: List[_Look] = []
+
+    @property
+    def distractors(self) -> int:
+        return len(self._distractors)
 
     def start(self, image: np.ndarray, box: Sequence[float]) -> None:
-        self._patch = box_patch(image, box)
-        self._hist = _hue_saturation(self._patch)
+        self._target = _Look(image, box)
+        self._distractors = []
+
+    def add_distractor(self, image: np.ndarray, box: Sequence[float]) -> None:
+        """Remember what ``box`` shows as something that is not the target (the first
+        MAX_DISTRACTORS are kept)."""
+        if _usable(box) and len(self._distractors) < self.MAX_DISTRACTORS:
+            self._distractors.append(_Look(image, box))
 
     def similarity(self, image: np.ndarray, box: Sequence[float]) -> float:
-        if self._patch is None or self._hist is None:
+        if self._target is None:
             raise RuntimeError("AppearanceCheck.similarity() before start()")
-        x, y, w, h = (float(v) for v in box)
-        if not (math.isfinite(x + y + w + h) and w > 0.0 and h > 0.0):
+        if not _usable(box):
             return 0.0  # a broken or empty box shows nothing of the target
-        patch = box_patch(image, box)
-        colour = cv2.compareHist(self._hist, _hue_saturation(patch), cv2.HISTCMP_CORREL)
-        value = 0.5 * (correlation(self._patch, patch) + float(colour))
-        return min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.0
+        return self._target.likeness(_Look(image, box))
+
+    def distinct_similarity(self, image: np.ndarray, box: Sequence[float], weight: float) -> float:
+        """:meth:`similarity`, less ``weight`` times by how much the box looks more like the
+        likeliest distractor than like the target (clipped at 0)."""
+        if self._target is None:
+            raise RuntimeError("AppearanceCheck.distinct_similarity() before start()")
+        if not _usable(box):
+            return 0.0
+        look = _Look(image, box)
+        value = self._target.likeness(look)
+        if self._distractors and weight > 0.0:
+            closest = max(d.likeness(look) for d in self._distractors)
+            value -= float(weight) * max(0.0, closest - value)
+        return max(value, 0.0)
 
 
 def checked_confidence(score: float, similarity: float, weight: float) -> float:

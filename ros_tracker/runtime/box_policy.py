@@ -3,7 +3,8 @@
 A card carries the runtime settings that turn a network's raw estimate into the box a robot
 follows (``window_influence``, and runtime.motion_prior's ``scale_penalty``, ``size_lr``,
 ``redetect_after``, ``redetect_threshold``; runtime.appearance_check's ``appearance_weight``
-in the confidence and ``appearance_rerank`` in the choice of candidate). The node's
+in the confidence, ``appearance_rerank`` and ``distractor_weight`` in the choice of candidate;
+runtime.size_calibration's ``size_calibration``). The node's
 ``box_policy`` parameter and the command line's ``--box-policy`` pick among them:
 
 * ``card`` (default): the card's settings, measured on real footage for the shipped model;
@@ -28,6 +29,8 @@ POLICY_FIELDS: Dict[str, type] = {
     "redetect_threshold": float,
     "appearance_weight": float,
     "appearance_rerank": float,
+    "size_calibration": float,
+    "distractor_weight": float,
 }
 _PAPER = {
     "scale_penalty": 0.0,
@@ -35,6 +38,8 @@ _PAPER = {
     "redetect_after": 0,
     "appearance_weight": 0.0,
     "appearance_rerank": 0.0,
+    "size_calibration": 0.0,
+    "distractor_weight": 0.0,
 }
 _RANGES = {
     "window_influence": (0.0, 1.0),
@@ -44,6 +49,8 @@ _RANGES = {
     "redetect_threshold": (0.0, 1.0),
     "appearance_weight": (0.0, 1.0),
     "appearance_rerank": (0.0, 1.0),
+    "size_calibration": (0.0, 1.0),
+    "distractor_weight": (0.0, 10.0),
 }
 
 

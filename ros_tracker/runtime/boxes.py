@@ -51,3 +51,12 @@ def intersect_image(box: Box, width: int, height: int) -> Box:
     x2 = min(max(0.0, x + w), float(width))
     y2 = min(max(0.0, y + h), float(height))
     return x1, y1, x2 - x1, y2 - y1
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes (0 for empty ones)."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(width, 0.0) * max(height, 0.0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0.0 else 0.0

@@ -20,7 +20,11 @@ next region of a scan), until a candidate is confident again. runtime.appearance
 compares boxes with the target as it looked at initialisation: ``appearance_rerank`` takes,
 among the network's best distinct candidates, the one most like it, and
 ``appearance_weight`` weighs the likeness into the confidence, so that it falls when the
-network has moved to something else.
+network has moved to something else; with ``distractor_weight`` the candidates the network
+ranked high on the initialisation frame away from the target are remembered as distractors,
+and a candidate that looks more like one of them than like the target is ranked lower.
+runtime.size_calibration corrects the network's box size by what it got wrong on the
+initialisation frame (``size_calibration``).
 """
 
 from __future__ import annotations
@@ -28,17 +32,24 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ros_tracker.runtime.appearance_check import AppearanceCheck, checked_confidence
 from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_validation import require_initial_box
-from ros_tracker.runtime.boxes import Box, clamp_centre, clip_with_margin, intersect_image
+from ros_tracker.runtime.boxes import (
+    Box,
+    box_iou,
+    clamp_centre,
+    clip_with_margin,
+    intersect_image,
+)
 from ros_tracker.runtime.crops import CropPreprocessor, CropTransform
 from ros_tracker.runtime.decoders import Decoded, make_decoder
 from ros_tracker.runtime.motion_prior import TileScan, smoothed_size
+from ros_tracker.runtime.size_calibration import SizeCalibration
 from ros_tracker.runtime.target_state import TargetState, TargetStateMachine
 from ros_tracker.zoo.card import ModelCard
 
@@ -47,6 +58,9 @@ STAGES = ("preprocess", "inference", "postprocess")
 # Families whose reference code keeps the centre in the image and lets the box stick out
 # (Siamese / TransT code family); the others clip with a 10 px margin (STARK code family).
 _CENTRE_CLAMPED_FAMILIES = ("hcat",)
+# A candidate on the initialisation frame overlapping the target's box less than this is
+# something else (card.distractor_weight)
+DISTRACTOR_IOU = 0.2
 
 
 @dataclass
@@ -154,6 +168,13 @@ class Tracker:
         self._appearance: Optional[AppearanceCheck] = None
         if card.appearance_weight > 0.0 or card.appearance_rerank > 0.0:
             self._appearance = AppearanceCheck()
+        self._calibration: Optional[SizeCalibration] = None
+        if card.size_calibration > 0.0:
+            self._calibration = SizeCalibration(card.size_calibration)
+        if card.distractor_weight > 0.0 and card.appearance_rerank <= 0.0:
+            raise ValueError(
+                f"{card.name}: distractor_weight acts through appearance_rerank, which is off"
+            )
         if card.appearance_rerank > 0.0 and not hasattr(self.decode, "candidates"):
             raise ValueError(
                 f"{card.name}: appearance_rerank needs a decoder that scores every cell (hcat)"
@@ -203,6 +224,10 @@ class Tracker:
         self._send_templates(template)
         if self._appearance is not None:
             self._appearance.start(image, start_box)
+        if self._calibration is not None:
+            self._calibration.fit(start_box, lambda around: self._raw_estimate(image, around))
+        if self._appearance is not None and self.card.distractor_weight > 0.0:
+            self._remember_distractors(image, start_box)
         self._box = start_box
         self._last_good = start_box
         self._scan = None
@@ -227,7 +252,7 @@ class Tracker:
         if self.card.appearance_rerank > 0.0:
             decoded = self._pick_by_appearance(image, outputs, prior, region, not searching)
         else:
-            decoded = self.decode(outputs, prior=prior, window=not searching)
+            decoded = self._decoded(outputs, prior, not searching)
         estimate = region.box_to_image(*decoded.box)
         score = min(max(float(decoded.score), 0.0), 1.0)
         if not all(math.isfinite(v) for v in estimate + (score,)):
@@ -299,6 +324,47 @@ class Tracker:
         # lost: a weak candidate is not the target, so stay where it was last seen
         return self._last_good if self._last_good is not None else estimate
 
+    def _decoded(
+        self, outputs: Dict[str, np.ndarray], prior: Tuple[float, float], window: bool
+    ) -> Decoded:
+        """The decoder's pick, its size corrected (card.size_calibration)."""
+        if self._calibration is None:
+            return self.decode(outputs, prior=prior, window=window)
+        prior = self._calibration.network_prior(prior)
+        return self._calibration.corrected(self.decode(outputs, prior=prior, window=window))
+
+    def _raw_estimate(self, image: np.ndarray, around: Box) -> Optional[Box]:
+        """The network's uncorrected box (image pixels) for a search around ``around``."""
+        search, region = self._search_input(image, around)
+        outputs = self.backend.run_search(search)
+        decoded = self.decode(outputs, prior=(around[2] / region.side, around[3] / region.side))
+        return region.box_to_image(*decoded.box)
+
+    def _remember_distractors(self, image: np.ndarray, box: Box) -> None:
+        """The network's strong candidates on the initialisation frame that are not the target
+        (overlap below DISTRACTOR_IOU), kept by the appearance check."""
+        assert self._appearance is not None
+        search, region = self._search_input(image, box)
+        outputs = self.backend.run_search(search)
+        prior = (box[2] / region.side, box[3] / region.side)
+        for candidate in self._candidates(outputs, prior, window=False):
+            found = region.box_to_image(*candidate.box)
+            if box_iou(found, box) < DISTRACTOR_IOU:
+                self._appearance.add_distractor(image, found)
+
+    def _candidates(
+        self, outputs: Dict[str, np.ndarray], prior: Tuple[float, float], window: bool
+    ) -> List[Decoded]:
+        """The decoder's best distinct candidates, their sizes corrected."""
+        calibration = self._calibration
+        if calibration is None:
+            return self.decode.candidates(outputs, prior=prior, window=window)
+        prior = calibration.network_prior(prior)
+        return [
+            calibration.corrected(c)
+            for c in self.decode.candidates(outputs, prior=prior, window=window)
+        ]
+
     def _pick_by_appearance(
         self,
         image: np.ndarray,
@@ -313,10 +379,12 @@ class Tracker:
         the likeness against the network's ranking)."""
         assert self._appearance is not None
         weight = self.card.appearance_rerank
-        candidates = self.decode.candidates(outputs, prior=prior, window=window)
+        candidates = self._candidates(outputs, prior, window)
         values = []
         for candidate in candidates:
-            similarity = self._appearance.similarity(image, region.box_to_image(*candidate.box))
+            similarity = self._appearance.distinct_similarity(
+                image, region.box_to_image(*candidate.box), self.card.distractor_weight
+            )
             value = candidate.ranking * (1.0 - weight + weight * similarity)
             values.append(value if math.isfinite(value) else -1.0)  # broken outputs last
         return candidates[int(np.argmax(values))]  # the best-ranked cell is always one

@@ -53,6 +53,12 @@ class ModelCard:
     # Weight of runtime.appearance_check in choosing among the network's best candidates
     # (0: the network's pick; decoders that score every cell only)
     appearance_rerank: float = 0.0
+    # With appearance_rerank: how much a candidate that looks more like one of the objects the
+    # network confused with the target on the initialisation frame loses (0: none)
+    distractor_weight: float = 0.0
+    # Strength of runtime.size_calibration: box sizes scaled by what the network got wrong on
+    # the initialisation frame (0: sizes as estimated; 1: the full measured correction)
+    size_calibration: float = 0.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

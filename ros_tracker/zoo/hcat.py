@@ -570,16 +570,20 @@ def _mobilenetv2_card() -> ModelCard:
         weights_license=_MOBILENETV2_LICENSE,
         counting_note=_MOBILENETV2_COUNTING_NOTE,
         extra=_architecture(MOBILENETV2_CONFIG),
-        # Box policy measured on ../shared/real_val (models/hcat_mobilenetv2.md): a penalty on
+        # Box policy measured on ../shared/real_val (models/hcat_mobilenetv2.md): box sizes
+        # corrected by what the network got wrong on the initialisation frame, a penalty on
         # candidates that change size or aspect and a size that follows the estimate slowly;
         # the candidate, among the network's best, and a confidence that also weigh whether
-        # the box looks like the target did (the network scores similar objects alike and
-        # stays confident on whatever it moved to); the search for a lost target stays off
-        # (it measured worse).
-        scale_penalty=0.8,
-        size_lr=0.1,
+        # the box looks like the target did rather than like what the network confused with
+        # it on the first frame (the network scores similar objects alike and stays
+        # confident on whatever it moved to); the search for a lost target stays off (it
+        # measured worse).
+        size_calibration=1.0,
+        scale_penalty=0.4,
+        size_lr=0.05,
         appearance_weight=0.9,
         appearance_rerank=0.8,
+        distractor_weight=1.0,
     )
     return _with_box_input(card)
 

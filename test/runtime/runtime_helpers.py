@@ -4,13 +4,15 @@ the test folders share one import namespace)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 import pytest
 import torch
 
+from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.zoo import create_model
+from ros_tracker.zoo.card import ModelCard
 
 # One registered entry per family, and where its module keeps a unit-test configuration.
 FAMILY_MODELS = {
@@ -65,3 +67,38 @@ def square_scene(
         250,
     )
     return image
+
+
+class SquareOracle(InferenceBackend):
+    """Test oracle, no network: HCAT outputs for the bright square in the search crop (one
+    confident cell, its box everywhere), all cells unconfident when no square is in view.
+    ``scale`` multiplies the size it reports (a network that overestimates), one factor or
+    (width, height) factors."""
+
+    name = "square-oracle"
+
+    def __init__(self, card: ModelCard, scale: Union[float, Tuple[float, float]] = 1.0) -> None:
+        super().__init__(card)
+        self.scale = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
+        self.crops: List[Tuple[float, float]] = []
+
+    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
+        assert set(templates) == set(self.card.template_inputs)
+
+    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
+        red = search[0, 0] * self.card.std[0] + self.card.mean[0]
+        coverage = np.clip((red - 40 / 255) / ((250 - 40) / 255), 0.0, 1.0)
+        grid = self.card.feature_size
+        logits = np.full(grid * grid, -6.0)
+        boxes = np.tile([0.5, 0.5, 0.2, 0.2], (grid * grid, 1))
+        if coverage.sum() > 4.0:
+            size = search.shape[-1]
+            centres = (np.arange(size) + 0.5) / size
+            cx = float(coverage.sum(axis=0) @ centres) / coverage.sum()
+            cy = float(coverage.sum(axis=1) @ centres) / coverage.sum()
+            w = float(coverage.max(axis=0).sum()) / size * self.scale[0]
+            h = float(coverage.max(axis=1).sum()) / size * self.scale[1]
+            cell = min(int(cy * grid), grid - 1) * grid + min(int(cx * grid), grid - 1)
+            logits[cell] = 6.0
+            boxes[:] = (cx, cy, w, h)
+        return {"cls_logits": logits[None], "boxes": boxes[None]}

@@ -3,11 +3,11 @@ policy strings that select them."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pytest
-from runtime_helpers import build_tiny, square_scene
+from runtime_helpers import SquareOracle, build_tiny, square_scene
 
 from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_policy import apply_box_policy, parse_box_policy
@@ -68,6 +68,8 @@ def test_policy_strings() -> None:
         "redetect_after": 0,
         "appearance_weight": 0.0,
         "appearance_rerank": 0.0,
+        "size_calibration": 0.0,
+        "distractor_weight": 0.0,
     }
     assert parse_box_policy("paper") == paper
     assert parse_box_policy("paper,scale_penalty=0.1") == dict(paper, scale_penalty=0.1)
@@ -122,40 +124,6 @@ def test_penalty_prefers_the_candidate_that_keeps_the_size() -> None:
 
 
 # -- the tracker: smoothing and the search for a lost target ------------------------------
-
-
-class SquareOracle(InferenceBackend):
-    """Test oracle, no network: HCAT outputs for the bright square in the search crop (one
-    confident cell, its box everywhere), all cells unconfident when no square is in view.
-    ``scale`` multiplies the size it reports (a network that overestimates)."""
-
-    name = "square-oracle"
-
-    def __init__(self, card: ModelCard, scale: float = 1.0) -> None:
-        super().__init__(card)
-        self.scale = scale
-        self.crops: List[Tuple[float, float]] = []
-
-    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        assert set(templates) == set(self.card.template_inputs)
-
-    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
-        red = search[0, 0] * self.card.std[0] + self.card.mean[0]
-        coverage = np.clip((red - 40 / 255) / ((250 - 40) / 255), 0.0, 1.0)
-        grid = self.card.feature_size
-        logits = np.full(grid * grid, -6.0)
-        boxes = np.tile([0.5, 0.5, 0.2, 0.2], (grid * grid, 1))
-        if coverage.sum() > 4.0:
-            size = search.shape[-1]
-            centres = (np.arange(size) + 0.5) / size
-            cx = float(coverage.sum(axis=0) @ centres) / coverage.sum()
-            cy = float(coverage.sum(axis=1) @ centres) / coverage.sum()
-            w = float(coverage.max(axis=0).sum()) / size * self.scale
-            h = float(coverage.max(axis=1).sum()) / size * self.scale
-            cell = min(int(cy * grid), grid - 1) * grid + min(int(cx * grid), grid - 1)
-            logits[cell] = 6.0
-            boxes[:] = (cx, cy, w, h)
-        return {"cls_logits": logits[None], "boxes": boxes[None]}
 
 
 def _scene(centre: Optional[Tuple[float, float]], size=(320, 240)) -> np.ndarray:
@@ -345,4 +313,63 @@ def test_appearance_rerank_prefers_the_candidate_that_looks_like_the_target() ->
 def test_appearance_rerank_needs_a_decoder_with_candidates() -> None:
     card = build_tiny("hit").card.replace(appearance_rerank=0.5)
     with pytest.raises(ValueError, match="appearance_rerank needs"):
+        Tracker(card, SquareOracle(card))
+
+
+def _target_and_look_alike(target_x: int) -> np.ndarray:
+    """The target pattern at (target_x, 80) and a look-alike (the same pattern shifted by 3
+    px: likeness about 0.88) standing still at (150, 80)."""
+    source = _patterned_scene("target")
+    frame = _patterned_scene("none")
+    frame[80:104, target_x : target_x + 24] = source[80:104, 100:124]
+    frame[80:104, 150:174] = np.roll(source[80:104, 100:124], 3, axis=1)
+    return frame
+
+
+def test_a_look_alike_seen_at_initialisation_loses_to_the_target() -> None:
+    start = (100.0, 80.0, 24.0, 24.0)
+    first_frame, frame = _target_and_look_alike(100), _target_and_look_alike(76)
+    card = build_tiny("hcat").card.replace(window_influence=0.0, appearance_rerank=0.8)
+    region = Tracker(card, SquareOracle(card))._search_input.region(start)
+
+    def crop_box(x: float) -> Tuple[float, float, float, float]:
+        x1, y1, x2, y2 = region.corners_to_crop((x, 80.0, 24.0, 24.0))
+        return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+
+    # the network ranks the look-alike first in both frames; the second candidate is where
+    # the target moves to (background on the first frame)
+    def oracle() -> TwoObjects:
+        return TwoObjects(card, crop_box(150.0), crop_box(76.0))
+
+    plain = Tracker(card, oracle())
+    plain.initialize(first_frame, start)
+    assert plain.track(frame).box[0] == pytest.approx(150.0, abs=0.5)  # too alike
+    aware = Tracker(card.replace(distractor_weight=2.0), oracle())
+    aware.initialize(first_frame, start)
+    assert aware._appearance is not None and aware._appearance.distractors == 2
+    assert aware.track(frame).box[0] == pytest.approx(76.0, abs=0.5)
+
+
+def test_distinct_similarity_discounts_what_looks_more_like_a_distractor() -> None:
+    from ros_tracker.runtime.appearance_check import AppearanceCheck
+
+    frame = _target_and_look_alike(100)
+    target, look_alike = (100.0, 80.0, 24.0, 24.0), (150.0, 80.0, 24.0, 24.0)
+    check = AppearanceCheck()
+    check.start(frame, target)
+    plain = check.similarity(frame, look_alike)
+    assert check.distinct_similarity(frame, look_alike, 1.0) == pytest.approx(plain)
+    check.add_distractor(frame, look_alike)
+    assert check.distinct_similarity(frame, look_alike, 1.0) == pytest.approx(2 * plain - 1)
+    assert check.distinct_similarity(frame, look_alike, 0.0) == pytest.approx(plain)
+    assert check.distinct_similarity(frame, target, 1.0) == pytest.approx(1.0)
+    check.add_distractor(frame, (0.0, 0.0, 0.0, 5.0))  # an empty box is not kept
+    assert check.distractors == 1
+    check.start(frame, target)  # a new target forgets the old distractors
+    assert check.distractors == 0
+
+
+def test_distractor_weight_needs_appearance_rerank() -> None:
+    card = build_tiny("hcat").card.replace(distractor_weight=1.0)
+    with pytest.raises(ValueError, match="distractor_weight acts through appearance_rerank"):
         Tracker(card, SquareOracle(card))
