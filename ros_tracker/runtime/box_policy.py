@@ -4,7 +4,8 @@ A card carries the runtime settings that turn a network's raw estimate into the 
 follows (``window_influence``, and runtime.motion_prior's ``scale_penalty``, ``size_lr``,
 ``redetect_after``, ``redetect_threshold``; runtime.appearance_check's ``appearance_weight``
 in the confidence, ``appearance_rerank`` and ``distractor_weight`` in the choice of candidate;
-runtime.size_calibration's ``size_calibration``). The node's
+runtime.size_calibration's ``size_calibration``; runtime.box_refinement's
+``box_refinement``). The node's
 ``box_policy`` parameter and the command line's ``--box-policy`` pick among them:
 
 * ``card`` (default): the card's settings, measured on real footage for the shipped model;
@@ -31,6 +32,7 @@ POLICY_FIELDS: Dict[str, type] = {
     "appearance_rerank": float,
     "size_calibration": float,
     "distractor_weight": float,
+    "box_refinement": float,
 }
 _PAPER = {
     "scale_penalty": 0.0,
@@ -40,6 +42,7 @@ _PAPER = {
     "appearance_rerank": 0.0,
     "size_calibration": 0.0,
     "distractor_weight": 0.0,
+    "box_refinement": 0.0,
 }
 _RANGES = {
     "window_influence": (0.0, 1.0),
@@ -51,6 +54,7 @@ _RANGES = {
     "appearance_rerank": (0.0, 1.0),
     "size_calibration": (0.0, 1.0),
     "distractor_weight": (0.0, 10.0),
+    "box_refinement": (0.0, 1.0),
 }
 
 

@@ -24,7 +24,9 @@ network has moved to something else; with ``distractor_weight`` the candidates t
 ranked high on the initialisation frame away from the target are remembered as distractors,
 and a candidate that looks more like one of them than like the target is ranked lower.
 runtime.size_calibration corrects the network's box size by what it got wrong on the
-initialisation frame (``size_calibration``).
+initialisation frame (``size_calibration``); runtime.box_refinement moves the box to where
+the target's first look matches best nearby, at its size or a little smaller or larger
+(``box_refinement``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 
 from ros_tracker.runtime.appearance_check import AppearanceCheck, checked_confidence
 from ros_tracker.runtime.backends.base import InferenceBackend
+from ros_tracker.runtime.box_refinement import BoxRefinement
 from ros_tracker.runtime.box_validation import require_initial_box
 from ros_tracker.runtime.boxes import (
     Box,
@@ -168,6 +171,9 @@ class Tracker:
         self._appearance: Optional[AppearanceCheck] = None
         if card.appearance_weight > 0.0 or card.appearance_rerank > 0.0:
             self._appearance = AppearanceCheck()
+        self._refinement: Optional[BoxRefinement] = None
+        if card.box_refinement > 0.0:
+            self._refinement = BoxRefinement(card.box_refinement)
         self._calibration: Optional[SizeCalibration] = None
         if card.size_calibration > 0.0:
             self._calibration = SizeCalibration(card.size_calibration)
@@ -226,6 +232,8 @@ class Tracker:
             self._appearance.start(image, start_box)
         if self._calibration is not None:
             self._calibration.fit(start_box, lambda around: self._raw_estimate(image, around))
+        if self._refinement is not None:
+            self._refinement.start(image, start_box)
         if self._appearance is not None and self.card.distractor_weight > 0.0:
             self._remember_distractors(image, start_box)
         self._box = start_box
@@ -265,6 +273,8 @@ class Tracker:
                     around[2:], estimate[2:], self.card.size_lr * decoded.penalty * score
                 ),
             )
+        if self._refinement is not None and not searching and score > 0.0:
+            estimate = self._refinement.refine(image, estimate)
         if self._appearance is not None and self.card.appearance_weight > 0.0 and score > 0.0:
             similarity = self._appearance.similarity(image, estimate)
             score = checked_confidence(score, similarity, self.card.appearance_weight)

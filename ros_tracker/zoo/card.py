@@ -59,6 +59,10 @@ class ModelCard:
     # Strength of runtime.size_calibration: box sizes scaled by what the network got wrong on
     # the initialisation frame (0: sizes as estimated; 1: the full measured correction)
     size_calibration: float = 0.0
+    # runtime.box_refinement: the box moved (and resized a little) to where the target's first
+    # look matches best nearby, when the match (normalised cross-correlation) reaches this
+    # (0: off)
+    box_refinement: float = 0.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

@@ -576,9 +576,11 @@ def _mobilenetv2_card() -> ModelCard:
         # the candidate, among the network's best, and a confidence that also weigh whether
         # the box looks like the target did rather than like what the network confused with
         # it on the first frame (the network scores similar objects alike and stays
-        # confident on whatever it moved to); the search for a lost target stays off (it
+        # confident on whatever it moved to); the box refined against the target's first look
+        # where that matches well; the search for a lost target stays off (it
         # measured worse).
         size_calibration=1.0,
+        box_refinement=0.6,
         scale_penalty=0.4,
         size_lr=0.05,
         appearance_weight=0.9,

@@ -8,8 +8,9 @@ own idea of an object: 89x57 px for a 25x101 px walker, a shape off by more than
 of the 424 cases here, median IoU 0.19.
 
 The bar of the issue that asked for this test is IoU >= 0.7 in every case; the shipped
-weights do not reach it yet (`python bench/shape_fidelity.py` prints where they stand), so
-this test holds the ground gained: shapes kept, and at least half the cases located.
+default does not reach it yet (`python bench/shape_fidelity.py` prints where it stands: 333 of
+the 424 cases, median IoU 0.85, most misses on 12 px targets), so this test holds the ground
+gained: shapes kept, three cases in four at IoU >= 0.7.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from ros_tracker.runtime.model_files import find_weights, resolve_model
 
 MAX_SHAPE_ERROR = 1.5  # width or height off by more than this factor: a wrong shape
 MAX_WRONG_SHAPES = 0.15  # share of cases allowed a wrong shape
-MIN_MEDIAN_IOU = 0.4
+MIN_MEDIAN_IOU = 0.75
+MIN_TIGHT_SHARE = 0.75  # share of cases at IoU >= 0.7
 
 
 @pytest.fixture(scope="module")
@@ -59,4 +61,6 @@ def test_the_default_returns_the_shape_it_was_given(report) -> None:
 
 
 def test_the_default_finds_the_target_it_was_given(report) -> None:
-    assert float(np.median(report.ious())) >= MIN_MEDIAN_IOU, report.summary()
+    ious = np.asarray(report.ious())
+    assert float(np.median(ious)) >= MIN_MEDIAN_IOU, report.summary()
+    assert float(np.mean(ious >= 0.7)) >= MIN_TIGHT_SHARE, report.summary()
