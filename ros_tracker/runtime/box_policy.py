@@ -5,7 +5,7 @@ follows (``window_influence``, and runtime.motion_prior's ``scale_penalty``, ``s
 ``redetect_after``, ``redetect_threshold``; runtime.appearance_check's ``appearance_weight``
 in the confidence, ``appearance_rerank`` and ``distractor_weight`` in the choice of candidate;
 runtime.size_calibration's ``size_calibration``; runtime.box_refinement's
-``box_refinement``). The node's
+``box_refinement`` and ``match_weight`` in the confidence). The node's
 ``box_policy`` parameter and the command line's ``--box-policy`` pick among them:
 
 * ``card`` (default): the card's settings, measured on real footage for the shipped model;
@@ -33,6 +33,7 @@ POLICY_FIELDS: Dict[str, type] = {
     "size_calibration": float,
     "distractor_weight": float,
     "box_refinement": float,
+    "match_weight": float,
 }
 _PAPER = {
     "scale_penalty": 0.0,
@@ -43,6 +44,7 @@ _PAPER = {
     "size_calibration": 0.0,
     "distractor_weight": 0.0,
     "box_refinement": 0.0,
+    "match_weight": 0.0,
 }
 _RANGES = {
     "window_influence": (0.0, 1.0),
@@ -55,6 +57,7 @@ _RANGES = {
     "size_calibration": (0.0, 1.0),
     "distractor_weight": (0.0, 10.0),
     "box_refinement": (0.0, 1.0),
+    "match_weight": (0.0, 1.0),
 }
 
 

@@ -26,7 +26,7 @@ and a candidate that looks more like one of them than like the target is ranked 
 runtime.size_calibration corrects the network's box size by what it got wrong on the
 initialisation frame (``size_calibration``); runtime.box_refinement moves the box to where
 the target's first look matches best nearby, at its size or a little smaller or larger
-(``box_refinement``).
+(``box_refinement``), and ``match_weight`` weighs how well it matched into the confidence.
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ class Tracker:
         self._calibration: Optional[SizeCalibration] = None
         if card.size_calibration > 0.0:
             self._calibration = SizeCalibration(card.size_calibration)
+        if card.match_weight > 0.0 and card.box_refinement <= 0.0:
+            raise ValueError(f"{card.name}: match_weight needs box_refinement, which is off")
         if card.distractor_weight > 0.0 and card.appearance_rerank <= 0.0:
             raise ValueError(
                 f"{card.name}: distractor_weight acts through appearance_rerank, which is off"
@@ -275,6 +277,10 @@ class Tracker:
             )
         if self._refinement is not None and not searching and score > 0.0:
             estimate = self._refinement.refine(image, estimate)
+            if self.card.match_weight > 0.0:
+                match = self._refinement.last_match
+                match = min(max(match, 0.0), 1.0) if math.isfinite(match) else 0.0
+                score = checked_confidence(score, match, self.card.match_weight)
         if self._appearance is not None and self.card.appearance_weight > 0.0 and score > 0.0:
             similarity = self._appearance.similarity(image, estimate)
             score = checked_confidence(score, similarity, self.card.appearance_weight)

@@ -63,6 +63,9 @@ class ModelCard:
     # look matches best nearby, when the match (normalised cross-correlation) reaches this
     # (0: off)
     box_refinement: float = 0.0
+    # Weight of that match (clipped to [0, 1]) in the reported confidence, like
+    # appearance_weight (0: none; needs box_refinement)
+    match_weight: float = 0.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

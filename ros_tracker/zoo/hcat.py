@@ -577,10 +577,11 @@ def _mobilenetv2_card() -> ModelCard:
         # the box looks like the target did rather than like what the network confused with
         # it on the first frame (the network scores similar objects alike and stays
         # confident on whatever it moved to); the box refined against the target's first look
-        # where that matches well; the search for a lost target stays off (it
-        # measured worse).
+        # where that matches well, and how well it matches weighed into the confidence; the
+        # search for a lost target stays off (it measured worse).
         size_calibration=1.0,
         box_refinement=0.6,
+        match_weight=0.5,
         scale_penalty=0.4,
         size_lr=0.05,
         appearance_weight=0.9,

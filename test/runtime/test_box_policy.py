@@ -71,6 +71,7 @@ def test_policy_strings() -> None:
         "size_calibration": 0.0,
         "distractor_weight": 0.0,
         "box_refinement": 0.0,
+        "match_weight": 0.0,
     }
     assert parse_box_policy("paper") == paper
     assert parse_box_policy("paper,scale_penalty=0.1") == dict(paper, scale_penalty=0.1)

@@ -121,3 +121,23 @@ def test_the_tracker_refines_the_networks_centre() -> None:
     refined = Tracker(card.replace(box_refinement=0.6), OneBox(card, off))
     refined.initialize(scene, start)
     assert refined.track(scene).box[0] == pytest.approx(140.0, abs=1.0)
+
+
+def test_the_confidence_falls_when_the_first_look_matches_nowhere() -> None:
+    card = build_tiny("hcat").card.replace(window_influence=0.0, box_refinement=0.6)
+    start = (140.0, 90.0, 30.0, 30.0)
+    scene, other = _textured(3), _textured(6)  # the next frame shows something else
+    region = Tracker(card, OneBox(card, (0.5, 0.5, 0.1, 0.1)))._search_input.region(start)
+    x1, y1, x2, y2 = region.corners_to_crop(start)
+    there = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+    scores = {}
+    for weight in (0.0, 0.5):
+        tracker = Tracker(card.replace(match_weight=weight), OneBox(card, there))
+        tracker.initialize(scene, start)
+        found = tracker.track(scene).score
+        scores[weight] = (found, tracker.track(other).score)
+    assert scores[0.0][0] == pytest.approx(scores[0.0][1])  # the network is as sure of both
+    assert scores[0.5][0] > 0.9 * scores[0.0][0]  # the same scene: a close match, kept
+    assert scores[0.5][1] < 0.8 * scores[0.0][1]  # no match: the confidence falls
+    with pytest.raises(ValueError, match="match_weight needs box_refinement"):
+        Tracker(card.replace(box_refinement=0.0, match_weight=0.5), OneBox(card, there))
