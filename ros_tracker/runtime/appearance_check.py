@@ -109,19 +109,15 @@ class AppearanceCheck:
             self._distractors.append(_Look(image, box))
 
     def similarity(self, image: np.ndarray, box: Sequence[float]) -> float:
-        if self._target is None:
-            raise RuntimeError("AppearanceCheck.similarity() before start()")
-        if not _usable(box):
-            return 0.0  # a broken or empty box shows nothing of the target
-        return self._target.likeness(_Look(image, box))
+        return self.distinct_similarity(image, box, 0.0)
 
     def distinct_similarity(self, image: np.ndarray, box: Sequence[float], weight: float) -> float:
         """:meth:`similarity`, less ``weight`` times by how much the box looks more like the
         likeliest distractor than like the target (clipped at 0)."""
         if self._target is None:
-            raise RuntimeError("AppearanceCheck.distinct_similarity() before start()")
+            raise RuntimeError("AppearanceCheck similarity before start()")
         if not _usable(box):
-            return 0.0
+            return 0.0  # a broken or empty box shows nothing of the target
         look = _Look(image, box)
         value = self._target.likeness(look)
         if self._distractors and weight > 0.0:
