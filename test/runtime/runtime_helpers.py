@@ -102,3 +102,44 @@ class SquareOracle(InferenceBackend):
             logits[cell] = 6.0
             boxes[:] = (cx, cy, w, h)
         return {"cls_logits": logits[None], "boxes": boxes[None]}
+
+
+class FixedCandidates(InferenceBackend):
+    """Test oracle, no network: HCAT outputs whose only confident cells carry the given crop
+    boxes (cx, cy, w, h) with the given logits, every other cell unconfident."""
+
+    name = "fixed-candidates"
+
+    def __init__(
+        self,
+        card: ModelCard,
+        boxes: List[Tuple[float, float, float, float]],
+        logits: Tuple[float, ...] = (3.0, 1.0),
+    ) -> None:
+        super().__init__(card)
+        self.candidates = list(zip(boxes, logits))
+
+    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
+        pass
+
+    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
+        grid = self.card.feature_size
+        logits = np.full(grid * grid, -8.0)
+        boxes = np.zeros((grid * grid, 4))
+        for index, (box, logit) in enumerate(self.candidates):
+            cell = (index + 1) * grid + 1 + 4 * index  # far apart: distinct candidates
+            logits[cell], boxes[cell] = logit, box
+        return {"cls_logits": logits[None], "boxes": boxes[None]}
+
+
+def crop_box(
+    card: ModelCard,
+    around: Tuple[float, float, float, float],
+    box: Tuple[float, float, float, float],
+) -> Tuple[float, float, float, float]:
+    """``box`` (x, y, w, h image pixels) as (cx, cy, w, h) in the search crop around ``around``."""
+    from ros_tracker.runtime.tracker import Tracker
+
+    region = Tracker(card, FixedCandidates(card, []))._search_input.region(around)
+    x1, y1, x2, y2 = region.corners_to_crop(box)
+    return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)

@@ -7,9 +7,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pytest
-from runtime_helpers import SquareOracle, build_tiny, square_scene
+from runtime_helpers import FixedCandidates, SquareOracle, build_tiny, crop_box, square_scene
 
-from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_policy import apply_box_policy, parse_box_policy
 from ros_tracker.runtime.decoders import make_decoder
 from ros_tracker.runtime.motion_prior import TileScan, change_penalty, smoothed_size
@@ -267,28 +266,6 @@ def test_candidates_are_distinct_and_ranked() -> None:
     assert len(decoder.candidates(outputs, count=1)) == 1
 
 
-class TwoObjects(InferenceBackend):
-    """Test oracle, no network: HCAT outputs with two candidates at given crop boxes (cx, cy, w,
-    h), the first scored higher."""
-
-    name = "two-objects"
-
-    def __init__(self, card: ModelCard, first, second) -> None:
-        super().__init__(card)
-        self.first, self.second = first, second
-
-    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        pass
-
-    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
-        grid = self.card.feature_size
-        logits = np.full(grid * grid, -8.0)
-        boxes = np.zeros((grid * grid, 4))
-        logits[grid + 1], boxes[grid + 1] = 3.0, self.first
-        logits[2 * grid + 5], boxes[2 * grid + 5] = 1.0, self.second
-        return {"cls_logits": logits[None], "boxes": boxes[None]}
-
-
 def test_appearance_rerank_prefers_the_candidate_that_looks_like_the_target() -> None:
     start = (100.0, 80.0, 24.0, 24.0)
     first_frame = _patterned_scene("target")
@@ -297,17 +274,13 @@ def test_appearance_rerank_prefers_the_candidate_that_looks_like_the_target() ->
     frame[80:104, 76:100] = first_frame[80:104, 100:124]
     frame[80:104, 124:148] = _patterned_scene("other")[80:104, 100:124]
     card = build_tiny("hcat").card.replace(window_influence=0.0)
-    region = Tracker(card, SquareOracle(card))._search_input.region(start)
-
-    def crop_box(x: float) -> Tuple[float, float, float, float]:
-        x1, y1, x2, y2 = region.corners_to_crop((x, 80.0, 24.0, 24.0))
-        return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
-
-    other, target = crop_box(124.0), crop_box(76.0)  # the network prefers the other object
-    plain = Tracker(card, TwoObjects(card, other, target))
+    # the network prefers the other object
+    other = crop_box(card, start, (124.0, 80.0, 24.0, 24.0))
+    target = crop_box(card, start, (76.0, 80.0, 24.0, 24.0))
+    plain = Tracker(card, FixedCandidates(card, [other, target]))
     plain.initialize(first_frame, start)
     assert plain.track(frame).box[0] == pytest.approx(124.0, abs=0.5)
-    checked = Tracker(card.replace(appearance_rerank=0.8), TwoObjects(card, other, target))
+    checked = Tracker(card.replace(appearance_rerank=0.8), FixedCandidates(card, [other, target]))
     checked.initialize(first_frame, start)
     assert checked.track(frame).box[0] == pytest.approx(76.0, abs=0.5)
 
@@ -332,16 +305,12 @@ def test_a_look_alike_seen_at_initialisation_loses_to_the_target() -> None:
     start = (100.0, 80.0, 24.0, 24.0)
     first_frame, frame = _target_and_look_alike(100), _target_and_look_alike(76)
     card = build_tiny("hcat").card.replace(window_influence=0.0, appearance_rerank=0.8)
-    region = Tracker(card, SquareOracle(card))._search_input.region(start)
-
-    def crop_box(x: float) -> Tuple[float, float, float, float]:
-        x1, y1, x2, y2 = region.corners_to_crop((x, 80.0, 24.0, 24.0))
-        return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
 
     # the network ranks the look-alike first in both frames; the second candidate is where
     # the target moves to (background on the first frame)
-    def oracle() -> TwoObjects:
-        return TwoObjects(card, crop_box(150.0), crop_box(76.0))
+    def oracle() -> FixedCandidates:
+        look_alike = crop_box(card, start, (150.0, 80.0, 24.0, 24.0))
+        return FixedCandidates(card, [look_alike, crop_box(card, start, (76.0, 80.0, 24.0, 24.0))])
 
     plain = Tracker(card, oracle())
     plain.initialize(first_frame, start)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Dict
-
 import cv2
 import numpy as np
 import pytest
-from runtime_helpers import build_tiny
+from runtime_helpers import FixedCandidates, build_tiny, crop_box
 
-from ros_tracker.runtime.backends.base import InferenceBackend
 from ros_tracker.runtime.box_policy import parse_box_policy
 from ros_tracker.runtime.box_refinement import SCALE_RATE, SCALE_STEP, SIDE, BoxRefinement
 from ros_tracker.runtime.tracker import Tracker
-from ros_tracker.zoo.card import ModelCard
 
 
 def _textured(seed: int, size=(320, 240)) -> np.ndarray:
@@ -86,39 +82,17 @@ def test_settings_are_checked() -> None:
     assert parse_box_policy("box_refinement=0.7") == {"box_refinement": 0.7}
 
 
-class OneBox(InferenceBackend):
-    """Test oracle, no network: one confident cell with the given crop box (cx, cy, w, h)."""
-
-    name = "one-box"
-
-    def __init__(self, card: ModelCard, box) -> None:
-        super().__init__(card)
-        self.box = box
-
-    def set_template(self, templates: Dict[str, np.ndarray]) -> None:
-        pass
-
-    def run_search(self, search: np.ndarray) -> Dict[str, np.ndarray]:
-        grid = self.card.feature_size
-        logits = np.full(grid * grid, -8.0)
-        boxes = np.zeros((grid * grid, 4))
-        logits[grid + 1], boxes[grid + 1] = 4.0, self.box
-        return {"cls_logits": logits[None], "boxes": boxes[None]}
-
-
 def test_the_tracker_refines_the_networks_centre() -> None:
     """A network (the oracle) that puts its box 5 px right of the target: the refined tracker
     reports the target's own place; a plain one reports the network's."""
     card = build_tiny("hcat").card.replace(window_influence=0.0)
     scene = _textured(3)
     start = (140.0, 90.0, 30.0, 30.0)
-    region = Tracker(card, OneBox(card, (0.5, 0.5, 0.1, 0.1)))._search_input.region(start)
-    x1, y1, x2, y2 = region.corners_to_crop((145.0, 90.0, 30.0, 30.0))
-    off = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
-    plain = Tracker(card, OneBox(card, off))
+    off = crop_box(card, start, (145.0, 90.0, 30.0, 30.0))
+    plain = Tracker(card, FixedCandidates(card, [off], logits=(4.0,)))
     plain.initialize(scene, start)
     assert plain.track(scene).box[0] == pytest.approx(145.0, abs=0.5)
-    refined = Tracker(card.replace(box_refinement=0.6), OneBox(card, off))
+    refined = Tracker(card.replace(box_refinement=0.6), FixedCandidates(card, [off], (4.0,)))
     refined.initialize(scene, start)
     assert refined.track(scene).box[0] == pytest.approx(140.0, abs=1.0)
 
@@ -127,12 +101,10 @@ def test_the_confidence_falls_when_the_first_look_matches_nowhere() -> None:
     card = build_tiny("hcat").card.replace(window_influence=0.0, box_refinement=0.6)
     start = (140.0, 90.0, 30.0, 30.0)
     scene, other = _textured(3), _textured(6)  # the next frame shows something else
-    region = Tracker(card, OneBox(card, (0.5, 0.5, 0.1, 0.1)))._search_input.region(start)
-    x1, y1, x2, y2 = region.corners_to_crop(start)
-    there = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+    there = crop_box(card, start, start)
     scores = {}
     for weight in (0.0, 0.5):
-        tracker = Tracker(card.replace(match_weight=weight), OneBox(card, there))
+        tracker = Tracker(card.replace(match_weight=weight), FixedCandidates(card, [there], (4.0,)))
         tracker.initialize(scene, start)
         found = tracker.track(scene).score
         scores[weight] = (found, tracker.track(other).score)
@@ -140,4 +112,7 @@ def test_the_confidence_falls_when_the_first_look_matches_nowhere() -> None:
     assert scores[0.5][0] > 0.9 * scores[0.0][0]  # the same scene: a close match, kept
     assert scores[0.5][1] < 0.8 * scores[0.0][1]  # no match: the confidence falls
     with pytest.raises(ValueError, match="match_weight needs box_refinement"):
-        Tracker(card.replace(box_refinement=0.0, match_weight=0.5), OneBox(card, there))
+        Tracker(
+            card.replace(box_refinement=0.0, match_weight=0.5),
+            FixedCandidates(card, [there], (4.0,)),
+        )
