@@ -5,8 +5,9 @@ follows (``window_influence``, and runtime.motion_prior's ``scale_penalty``, ``s
 ``redetect_after``, ``redetect_threshold``; runtime.appearance_check's ``appearance_weight``
 in the confidence, ``appearance_rerank`` and ``distractor_weight`` in the choice of candidate;
 runtime.size_calibration's ``size_calibration``; runtime.box_refinement's
-``box_refinement`` and ``match_weight`` in the confidence). The node's
-``box_policy`` parameter and the command line's ``--box-policy`` pick among them:
+``box_refinement`` and ``match_weight`` in the confidence; and ``min_box_side``, the floor
+of a tracked box's sides). The node's ``box_policy`` parameter and the command line's
+``--box-policy`` pick among them:
 
 * ``card`` (default): the card's settings, measured on real footage for the shipped model;
 * ``paper``: the papers' trackers as their authors run them (no change penalty, sizes taken
@@ -34,6 +35,7 @@ POLICY_FIELDS: Dict[str, type] = {
     "distractor_weight": float,
     "box_refinement": float,
     "match_weight": float,
+    "min_box_side": float,
 }
 _PAPER = {
     "scale_penalty": 0.0,
@@ -45,6 +47,7 @@ _PAPER = {
     "distractor_weight": 0.0,
     "box_refinement": 0.0,
     "match_weight": 0.0,
+    "min_box_side": 10.0,
 }
 _RANGES = {
     "window_influence": (0.0, 1.0),
@@ -58,6 +61,7 @@ _RANGES = {
     "distractor_weight": (0.0, 10.0),
     "box_refinement": (0.0, 1.0),
     "match_weight": (0.0, 1.0),
+    "min_box_side": (1.0, 100.0),
 }
 
 

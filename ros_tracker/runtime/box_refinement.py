@@ -5,8 +5,10 @@ reading the box that cell regresses: for a small target a cell spans several ima
 the regressed centre wanders by about as much (for an 11 x 31 px target that costs a third of
 its overlap), and the regressed size drifts with what the network thinks objects look like.
 Around the chosen box this refinement slides the target as it looked at initialisation (grey
-levels, resampled so that the box's longer side is ``SIDE`` pixels) over a window ``REACH`` of
-the box's size wider on each side, by normalised cross-correlation (``cv2.matchTemplate``,
+levels, low-passed and resampled so that the box's longer side is ``SIDE`` pixels) over a
+window that reaches ``REACH`` of the box's geometric-mean side beyond it each way (the unit
+the network's error scales with: its search crop is sized by that side, so a thin target is
+missed across as far as along), by normalised cross-correlation (``cv2.matchTemplate``,
 TM_CCOEFF_NORMED), at the box's size and ``SCALE_STEP`` smaller and larger (the scale search
 of DSST-style correlation trackers). When the best match reaches ``threshold`` (card
 ``box_refinement``; 0 is off, the papers' trackers) the box's centre moves to it and its size
@@ -28,9 +30,17 @@ Box = Tuple[float, float, float, float]
 
 SIDE = 32  # the longer side of the box, pixels, at which the two are compared
 MAX_UPSCALE = 4.0  # a box smaller than SIDE / MAX_UPSCALE is compared at this scale
-REACH = 0.3  # the window extends this fraction of the box's size beyond it on each side
+REACH = 0.3  # the window extends this fraction of the box's mean side beyond it, each way
 SCALE_STEP = 0.05  # the sizes tried: the box's, and this fraction smaller and larger
 SCALE_RATE = 0.5  # how far the size goes towards the best-matching one
+ANTIALIAS = 0.5  # Gaussian sigma, in output pixels, before sampling at a scale under 1
+
+
+def _smoothed(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` low-passed for sampling at ``scale`` < 1: without it a textured target
+    aliases, and the same patch sampled half a step apart no longer correlates (a 40x160 px
+    target matched its own first look at 0.48 in the very frame it came from)."""
+    return cv2.GaussianBlur(image, (0, 0), ANTIALIAS / scale, borderType=cv2.BORDER_REPLICATE)
 
 
 def _grey_window(
@@ -38,10 +48,31 @@ def _grey_window(
 ) -> np.ndarray:
     """The image around ``centre`` scaled by ``scale`` into a ``size`` (w, h) grey window."""
     width, height = size
+    origin = (0.0, 0.0)
+    if scale < 1.0:
+        # low-pass only the part of the image the window samples (and the blur reaches)
+        margin = int(math.ceil(3.0 * ANTIALIAS / scale)) + 2
+        x0 = int(math.floor(centre[0] - 0.5 * width / scale)) - margin
+        y0 = int(math.floor(centre[1] - 0.5 * height / scale)) - margin
+        x1 = int(math.ceil(centre[0] + 0.5 * width / scale)) + margin
+        y1 = int(math.ceil(centre[1] + 0.5 * height / scale)) + margin
+        rows, cols = image.shape[:2]
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols), min(y1, rows)
+        if cx1 > cx0 and cy1 > cy0:
+            part = cv2.copyMakeBorder(
+                image[cy0:cy1, cx0:cx1],
+                cy0 - y0,
+                y1 - cy1,
+                cx0 - x0,
+                x1 - cx1,
+                cv2.BORDER_REPLICATE,
+            )
+            image, origin = _smoothed(part, scale), (float(x0), float(y0))
+    cx, cy = centre[0] - origin[0], centre[1] - origin[1]
     matrix = np.float32(
         [
-            [scale, 0.0, 0.5 * width - centre[0] * scale],
-            [0.0, scale, 0.5 * height - centre[1] * scale],
+            [scale, 0.0, 0.5 * width - cx * scale],
+            [0.0, scale, 0.5 * height - cy * scale],
         ]
     )
     window = cv2.warpAffine(
@@ -72,16 +103,20 @@ class BoxRefinement:
         x, y, w, h = box
         scale = min(SIDE / max(w, h), MAX_UPSCALE)
         tw, th = max(int(round(w * scale)), 4), max(int(round(h * scale)), 4)
-        # resampled the way the window is, so that both blur (or alias) alike
+        # low-passed and resampled the way the window is, so that both look alike
         native_h, native_w = self._look.shape
+        look = self._look
+        if min(tw / native_w, th / native_h) < 1.0:
+            look = _smoothed(look, min(tw / native_w, th / native_h))
         look = cv2.warpAffine(
-            self._look,
+            look,
             np.float32([[tw / native_w, 0.0, 0.0], [0.0, th / native_h, 0.0]]),
             (tw, th),
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        ww, wh = int(round(tw * (1 + 2 * REACH))), int(round(th * (1 + 2 * REACH)))
+        reach = REACH * math.sqrt(w * h) * scale
+        ww, wh = int(round(tw + 2.0 * reach)), int(round(th + 2.0 * reach))
         window = _grey_window(image, (x + 0.5 * w, y + 0.5 * h), scale, (ww, wh))
         scores = cv2.matchTemplate(window, look, cv2.TM_CCOEFF_NORMED)
         _, best, _, (left, top) = cv2.minMaxLoc(scores)

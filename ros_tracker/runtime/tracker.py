@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -59,7 +59,8 @@ from ros_tracker.zoo.card import ModelCard
 STAGES = ("preprocess", "inference", "postprocess")
 
 # Families whose reference code keeps the centre in the image and lets the box stick out
-# (Siamese / TransT code family); the others clip with a 10 px margin (STARK code family).
+# (Siamese / TransT code family); the others clip with a margin (STARK code family); both keep
+# sides of at least card.min_box_side (10 px in the reference code).
 _CENTRE_CLAMPED_FAMILIES = ("hcat",)
 # A candidate on the initialisation frame overlapping the target's box less than this is
 # something else (card.distractor_weight)
@@ -232,12 +233,13 @@ class Tracker:
         self._send_templates(template)
         if self._appearance is not None:
             self._appearance.start(image, start_box)
+        search = _SearchOnce(lambda around: self._search(image, around))
         if self._calibration is not None:
-            self._calibration.fit(start_box, lambda around: self._raw_estimate(image, around))
+            self._calibration.fit(start_box, lambda around: self._raw_estimate(search, around))
         if self._refinement is not None:
             self._refinement.start(image, start_box)
         if self._appearance is not None and self.card.distractor_weight > 0.0:
-            self._remember_distractors(image, start_box)
+            self._remember_distractors(image, start_box, search)
         self._box = start_box
         self._last_good = start_box
         self._scan = None
@@ -286,10 +288,10 @@ class Tracker:
             score = checked_confidence(score, similarity, self.card.appearance_weight)
         estimate = self._follow(estimate, score)
         if self._clip_centre:
-            self._box = clamp_centre(estimate, width, height)
+            self._box = clamp_centre(estimate, width, height, self.card.min_box_side)
             reported = intersect_image(self._box, width, height)
         else:
-            self._box = clip_with_margin(estimate, width, height)
+            self._box = clip_with_margin(estimate, width, height, self.card.min_box_side)
             reported = self._box
         self._frame_index += 1
         done = time.perf_counter()
@@ -308,8 +310,8 @@ class Tracker:
         if self._box is None:
             raise RuntimeError("search_outputs() called before initialize()")
         check_image(image)
-        search, _ = self._search_input(image, tuple(float(v) for v in box))
-        return dict(self.backend.run_search(search))
+        outputs, _ = self._search(image, tuple(float(v) for v in box))
+        return dict(outputs)
 
     def reset(self) -> None:
         """Forget the target (the backend keeps its stale template until re-initialised)."""
@@ -349,19 +351,24 @@ class Tracker:
         prior = self._calibration.network_prior(prior)
         return self._calibration.corrected(self.decode(outputs, prior=prior, window=window))
 
-    def _raw_estimate(self, image: np.ndarray, around: Box) -> Optional[Box]:
+    def _search(
+        self, image: np.ndarray, around: Box
+    ) -> Tuple[Dict[str, np.ndarray], CropTransform]:
+        """The network's raw outputs for the search crop around ``around``, and the crop."""
+        crop, region = self._search_input(image, around)
+        return self.backend.run_search(crop), region
+
+    def _raw_estimate(self, search: _SearchOnce, around: Box) -> Optional[Box]:
         """The network's uncorrected box (image pixels) for a search around ``around``."""
-        search, region = self._search_input(image, around)
-        outputs = self.backend.run_search(search)
+        outputs, region = search(around)
         decoded = self.decode(outputs, prior=(around[2] / region.side, around[3] / region.side))
         return region.box_to_image(*decoded.box)
 
-    def _remember_distractors(self, image: np.ndarray, box: Box) -> None:
+    def _remember_distractors(self, image: np.ndarray, box: Box, search: _SearchOnce) -> None:
         """The network's strong candidates on the initialisation frame that are not the target
         (overlap below DISTRACTOR_IOU), kept by the appearance check."""
         assert self._appearance is not None
-        search, region = self._search_input(image, box)
-        outputs = self.backend.run_search(search)
+        outputs, region = search(box)
         prior = (box[2] / region.side, box[3] / region.side)
         for candidate in self._candidates(outputs, prior, window=False):
             found = region.box_to_image(*candidate.box)
@@ -464,3 +471,21 @@ class Tracker:
             self._send_templates(online.initial)
             online.swaps += 1
             timings["inference"] += (time.perf_counter() - start) * 1e3
+
+
+class _SearchOnce:
+    """The network's outputs for searches of one frame, each region run once: the size
+    calibration and the distractor search both search the initialisation frame around the
+    given box."""
+
+    def __init__(self, run: Callable[[Box], Tuple[Dict[str, np.ndarray], CropTransform]]) -> None:
+        self._run = run
+        self._done: Dict[Tuple[float, ...], Tuple[Dict[str, np.ndarray], CropTransform]] = {}
+
+    def __call__(self, around: Box) -> Tuple[Dict[str, np.ndarray], CropTransform]:
+        key = tuple(round(float(v), 3) for v in around)  # equal boxes up to rounding
+        if key not in self._done:
+            outputs, region = self._run(around)
+            # copied: a backend may hand out the same output buffers on its next run
+            self._done[key] = ({k: np.array(v, copy=True) for k, v in outputs.items()}, region)
+        return self._done[key]

@@ -66,6 +66,10 @@ class ModelCard:
     # Weight of that match (clipped to [0, 1]) in the reported confidence, like
     # appearance_weight (0: none; needs box_refinement)
     match_weight: float = 0.0
+    # The smallest side a tracked box may shrink to, pixels (runtime.boxes). 10 is the floor
+    # of the reference trackers; a target a few pixels wide (a drone's view of a far person)
+    # needs less.
+    min_box_side: float = 10.0
     # Where a cell's (or a bin's) coordinate sits inside it when a distribution over cells is
     # read as a position: 0.5 its centre ((i + 0.5) / n, this project's training), 0.0 its
     # corner (i / n, the HiT and MixFormerV2 authors' soft-argmax).

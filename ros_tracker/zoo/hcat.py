@@ -582,6 +582,7 @@ def _mobilenetv2_card() -> ModelCard:
         size_calibration=1.0,
         box_refinement=0.6,
         match_weight=0.5,
+        min_box_side=2.0,
         scale_penalty=0.4,
         size_lr=0.05,
         appearance_weight=0.9,

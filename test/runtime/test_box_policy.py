@@ -56,6 +56,21 @@ def test_tile_scan_covers_the_image_nearest_first() -> None:
     assert distances == sorted(distances)
 
 
+def test_a_target_a_few_pixels_wide_keeps_its_size_above_the_floor() -> None:
+    # A 5 px square: the reference trackers' 10 px floor doubles its sides; a card with a
+    # lower floor keeps them, and no card lets a side fall under its floor.
+    card = build_tiny("hcat").card
+    image = square_scene((80.0, 60.0), 5.0)
+    for floor, expected in ((10.0, 10.0), (2.0, 5.0)):
+        tracker = Tracker(card.replace(min_box_side=floor), SquareOracle(card))
+        tracker.initialize(image, (77.5, 57.5, 5.0, 5.0))
+        _, _, w, h = tracker.track(image).box
+        assert w == pytest.approx(expected, abs=0.5) and h == pytest.approx(expected, abs=0.5)
+    shrinking = Tracker(card.replace(min_box_side=4.0), SquareOracle(card, scale=0.2))
+    shrinking.initialize(image, (77.5, 57.5, 5.0, 5.0))
+    assert min(shrinking.track(image).box[2:]) == pytest.approx(4.0)
+
+
 # -- policy strings -----------------------------------------------------------------------
 
 
@@ -71,6 +86,7 @@ def test_policy_strings() -> None:
         "distractor_weight": 0.0,
         "box_refinement": 0.0,
         "match_weight": 0.0,
+        "min_box_side": 10.0,
     }
     assert parse_box_policy("paper") == paper
     assert parse_box_policy("paper,scale_penalty=0.1") == dict(paper, scale_penalty=0.1)

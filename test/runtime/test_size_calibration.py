@@ -90,6 +90,31 @@ def test_the_tracker_reports_the_true_size_of_a_target_the_network_misjudges() -
         assert result.score > 0.9  # the penalty compares like with like: no change, no cost
 
 
+class CountingOracle(SquareOracle):
+    """SquareOracle that counts its search inferences."""
+
+    def __init__(self, card) -> None:
+        super().__init__(card)
+        self.searches = 0
+
+    def run_search(self, search):
+        self.searches += 1
+        return super().run_search(search)
+
+
+def test_initialisation_searches_each_region_once() -> None:
+    # The calibration's first view and the distractor search look at the same region.
+    card = build_tiny("hcat").card.replace(
+        size_calibration=1.0, appearance_rerank=0.8, distractor_weight=1.0
+    )
+    oracle = CountingOracle(card)
+    tracker = Tracker(card, oracle)
+    tracker.initialize(_scene(), START)
+    assert oracle.searches == len(view_boxes(START))
+    assert tracker.track(_scene()).box == pytest.approx(START, abs=1.0)
+    assert oracle.searches == len(view_boxes(START)) + 1
+
+
 def test_calibration_is_a_policy_setting_the_papers_leave_off() -> None:
     assert parse_box_policy("paper")["size_calibration"] == 0.0
     assert parse_box_policy("size_calibration=0.5") == {"size_calibration": 0.5}
