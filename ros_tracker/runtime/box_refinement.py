@@ -125,12 +125,19 @@ class BoxRefinement:
         return float(best), dx, dy
 
     def refine(self, image: np.ndarray, box: Box) -> Box:
-        """``box`` moved (and resized) towards the best match, or unchanged."""
+        """``box`` moved (and resized) towards the best match, or unchanged; the match is kept
+        as ``last_match``."""
+        refined, self.last_match = self.refined(image, box)
+        return refined
+
+    def refined(self, image: np.ndarray, box: Box) -> Tuple[Box, float]:
+        """``box`` moved (and resized) towards the best match, or unchanged, and the best
+        match (NaN for a box that cannot be compared); no state changes."""
         if self._look is None:
             raise RuntimeError("BoxRefinement.refine() before start()")
         x, y, w, h = box
         if not (np.isfinite([x, y, w, h]).all() and w > 0.0 and h > 0.0):
-            return box
+            return box, float("nan")
         cx, cy = x + 0.5 * w, y + 0.5 * h
         best: Optional[Tuple[float, float, float, float]] = None  # match, factor, dx, dy
         for factor in (1.0, 1.0 - SCALE_STEP, 1.0 + SCALE_STEP):
@@ -138,10 +145,11 @@ class BoxRefinement:
             match, dx, dy = self._match(image, (cx - 0.5 * sw, cy - 0.5 * sh, sw, sh))
             if math.isfinite(match) and (best is None or match > best[0]):
                 best = (match, factor, dx, dy)
-        self.last_match = best[0] if best is not None else float("nan")
-        if best is None or best[0] < self.threshold:
-            return box
-        _, factor, dx, dy = best
+        if best is None:
+            return box, float("nan")
+        match, factor, dx, dy = best
+        if match < self.threshold:
+            return box, match
         grow = 1.0 + SCALE_RATE * (factor - 1.0)
         nw, nh = w * grow, h * grow
-        return (cx + dx - 0.5 * nw, cy + dy - 0.5 * nh, nw, nh)
+        return (cx + dx - 0.5 * nw, cy + dy - 0.5 * nh, nw, nh), match

@@ -26,7 +26,8 @@ and a candidate that looks more like one of them than like the target is ranked 
 runtime.size_calibration corrects the network's box size by what it got wrong on the
 initialisation frame (``size_calibration``); runtime.box_refinement moves the box to where
 the target's first look matches best nearby, at its size or a little smaller or larger
-(``box_refinement``), and ``match_weight`` weighs how well it matched into the confidence.
+(``box_refinement``; the re-ranking then judges each candidate where it would be moved to),
+and ``match_weight`` weighs how well it matched into the confidence.
 """
 
 from __future__ import annotations
@@ -399,14 +400,19 @@ class Tracker:
         """Among the network's best distinct candidates, the one most like the target at
         initialisation: a network that follows objects rather than its template ranks a
         similar object beside the target as high as the target (card.appearance_rerank weighs
-        the likeness against the network's ranking)."""
+        the likeness against the network's ranking). With the box refinement each candidate
+        is judged where it would be refined to: a candidate a few pixels off the target
+        looks less like it than a patch of similar texture does."""
         assert self._appearance is not None
         weight = self.card.appearance_rerank
         candidates = self._candidates(outputs, prior, window)
         values = []
         for candidate in candidates:
+            box = region.box_to_image(*candidate.box)
+            if self._refinement is not None:
+                box, _ = self._refinement.refined(image, box)
             similarity = self._appearance.distinct_similarity(
-                image, region.box_to_image(*candidate.box), self.card.distractor_weight
+                image, box, self.card.distractor_weight
             )
             value = candidate.ranking * (1.0 - weight + weight * similarity)
             values.append(value if math.isfinite(value) else -1.0)  # broken outputs last

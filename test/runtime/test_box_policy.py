@@ -337,6 +337,28 @@ def test_a_look_alike_seen_at_initialisation_loses_to_the_target() -> None:
     assert aware.track(frame).box[0] == pytest.approx(76.0, abs=0.5)
 
 
+def test_a_candidate_a_little_off_the_target_is_judged_where_it_would_be_refined() -> None:
+    # The network ranks a look-alike first and puts its second candidate 5 px beside the
+    # target: compared where it stands, that box looks less like the target than the
+    # look-alike does; compared where the refinement would move it, it is the target.
+    start = (100.0, 80.0, 24.0, 24.0)
+    first_frame = _patterned_scene("target")
+    frame = _target_and_look_alike(76)
+    card = build_tiny("hcat").card.replace(window_influence=0.0, appearance_rerank=0.8)
+
+    def oracle() -> FixedCandidates:
+        look_alike = crop_box(card, start, (150.0, 80.0, 24.0, 24.0))
+        beside = crop_box(card, start, (81.0, 80.0, 24.0, 24.0))
+        return FixedCandidates(card, [look_alike, beside], (3.0, 2.5))
+
+    plain = Tracker(card, oracle())
+    plain.initialize(first_frame, start)
+    assert plain.track(frame).box[0] == pytest.approx(150.0, abs=0.5)
+    refined = Tracker(card.replace(box_refinement=0.6), oracle())
+    refined.initialize(first_frame, start)
+    assert refined.track(frame).box[0] == pytest.approx(76.0, abs=1.0)
+
+
 def test_distinct_similarity_discounts_what_looks_more_like_a_distractor() -> None:
     from ros_tracker.runtime.appearance_check import AppearanceCheck
 
