@@ -15,13 +15,13 @@ of DSST-style correlation trackers). When the best match reaches ``threshold`` (
 goes ``SCALE_RATE`` of the way to the best scale. A weak match (the target turned, was
 occluded, or the box is on something else) leaves the box where the network put it.
 
-About 0.3 ms a frame.
+About 0.2 ms a call for a 30 px target, 1.1 ms for a 300 px one (2-core Xeon).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -34,13 +34,27 @@ REACH = 0.3  # the window extends this fraction of the box's mean side beyond it
 SCALE_STEP = 0.05  # the sizes tried: the box's, and this fraction smaller and larger
 SCALE_RATE = 0.5  # how far the size goes towards the best-matching one
 ANTIALIAS = 0.5  # Gaussian sigma, in output pixels, before sampling at a scale under 1
+LOOKS_KEPT = 32  # resampled first looks kept (sizes of recent comparisons)
 
 
-def _smoothed(image: np.ndarray, scale: float) -> np.ndarray:
-    """``image`` low-passed for sampling at ``scale`` < 1: without it a textured target
-    aliases, and the same patch sampled half a step apart no longer correlates (a 40x160 px
-    target matched its own first look at 0.48 in the very frame it came from)."""
-    return cv2.GaussianBlur(image, (0, 0), ANTIALIAS / scale, borderType=cv2.BORDER_REPLICATE)
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+
+
+def _low_passed(grey: np.ndarray, scale: float) -> Tuple[np.ndarray, int]:
+    """``grey`` low-passed for sampling at ``scale`` < 1, and the factor it was reduced by
+    (its pixel u lies at pixel ``factor`` x u of ``grey``): halved by the Gaussian pyramid
+    while that stays at or above the scale, then blurred for the rest. Without it a textured
+    target aliases, and the same patch sampled half a step apart no longer correlates (a
+    40x160 px target matched its own first look at 0.48 in the very frame it came from)."""
+    factor = 1
+    while scale * factor * 2 <= 1.0 and min(grey.shape[:2]) >= 2:
+        grey = cv2.pyrDown(grey)
+        factor *= 2
+    rest = scale * factor
+    if rest < 1.0:
+        grey = cv2.GaussianBlur(grey, (0, 0), ANTIALIAS / rest, borderType=cv2.BORDER_REPLICATE)
+    return grey, factor
 
 
 def _grey_window(
@@ -48,37 +62,41 @@ def _grey_window(
 ) -> np.ndarray:
     """The image around ``centre`` scaled by ``scale`` into a ``size`` (w, h) grey window."""
     width, height = size
-    origin = (0.0, 0.0)
-    if scale < 1.0:
-        # low-pass only the part of the image the window samples (and the blur reaches)
-        margin = int(math.ceil(3.0 * ANTIALIAS / scale)) + 2
+    if scale >= 1.0:
+        source, origin, factor = image, (0.0, 0.0), 1
+    else:
+        # only the part of the image the window samples (and the low-pass reaches)
+        margin = int(math.ceil(4.0 / scale)) + 2
         x0 = int(math.floor(centre[0] - 0.5 * width / scale)) - margin
         y0 = int(math.floor(centre[1] - 0.5 * height / scale)) - margin
         x1 = int(math.ceil(centre[0] + 0.5 * width / scale)) + margin
         y1 = int(math.ceil(centre[1] + 0.5 * height / scale)) + margin
         rows, cols = image.shape[:2]
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols), min(y1, rows)
-        if cx1 > cx0 and cy1 > cy0:
-            part = cv2.copyMakeBorder(
-                image[cy0:cy1, cx0:cx1],
-                cy0 - y0,
-                y1 - cy1,
-                cx0 - x0,
-                x1 - cx1,
-                cv2.BORDER_REPLICATE,
-            )
-            image, origin = _smoothed(part, scale), (float(x0), float(y0))
-    cx, cy = centre[0] - origin[0], centre[1] - origin[1]
+        if cx1 <= cx0 or cy1 <= cy0:  # all outside: the border pixels it would repeat
+            cx0, cy0 = min(max(x0, 0), cols - 1), min(max(y0, 0), rows - 1)
+            cx1, cy1 = cx0 + 1, cy0 + 1
+        part = cv2.copyMakeBorder(
+            _grey(image[cy0:cy1, cx0:cx1]),
+            cy0 - y0,
+            y1 - cy1,
+            cx0 - x0,
+            x1 - cx1,
+            cv2.BORDER_REPLICATE,
+        )
+        (source, factor), origin = _low_passed(part, scale), (float(x0), float(y0))
+    cx, cy = (centre[0] - origin[0]) / factor, (centre[1] - origin[1]) / factor
+    step = scale * factor
     matrix = np.float32(
         [
-            [scale, 0.0, 0.5 * width - cx * scale],
-            [0.0, scale, 0.5 * height - cy * scale],
+            [step, 0.0, 0.5 * width - cx * step],
+            [0.0, step, 0.5 * height - cy * step],
         ]
     )
     window = cv2.warpAffine(
-        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        source, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return cv2.cvtColor(window, cv2.COLOR_BGR2GRAY) if window.ndim == 3 else window
+    return _grey(window)
 
 
 class BoxRefinement:
@@ -89,12 +107,41 @@ class BoxRefinement:
             raise ValueError(f"box_refinement must be in (0, 1], got {threshold}")
         self.threshold = float(threshold)
         self._look: Optional[np.ndarray] = None  # the target's first look, grey, native size
+        # the first look resampled to (w, h), for the few sizes recent frames compared at
+        self._looks: Dict[Tuple[int, int], np.ndarray] = {}
         self.last_match = float("nan")  # the best correlation of the last refine()
 
     def start(self, image: np.ndarray, box: Sequence[float]) -> None:
         x, y, w, h = (float(v) for v in box)
         size = (max(int(round(w)), 4), max(int(round(h)), 4))
         self._look = _grey_window(image, (x + 0.5 * w, y + 0.5 * h), 1.0, size)
+        self._looks = {}
+
+    def _look_at(self, size: Tuple[int, int]) -> np.ndarray:
+        """The first look low-passed and resampled to ``size`` (w, h) the way the window is,
+        so that both look alike; kept for the next frames, which compare at about the same
+        sizes."""
+        assert self._look is not None
+        look = self._looks.get(size)
+        if look is None:
+            if len(self._looks) >= LOOKS_KEPT:
+                self._looks.clear()
+            tw, th = size
+            native_h, native_w = self._look.shape
+            look, factor = self._look, 1
+            if min(tw / native_w, th / native_h) < 1.0:
+                look, factor = _low_passed(look, min(tw / native_w, th / native_h))
+            look = cv2.warpAffine(
+                look,
+                np.float32(
+                    [[factor * tw / native_w, 0.0, 0.0], [0.0, factor * th / native_h, 0.0]]
+                ),
+                (tw, th),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            self._looks[size] = look
+        return look
 
     def _match(self, image: np.ndarray, box: Box) -> Tuple[float, float, float]:
         """Best correlation of the first look at ``box``'s size near ``box``, and the centre
@@ -103,18 +150,7 @@ class BoxRefinement:
         x, y, w, h = box
         scale = min(SIDE / max(w, h), MAX_UPSCALE)
         tw, th = max(int(round(w * scale)), 4), max(int(round(h * scale)), 4)
-        # low-passed and resampled the way the window is, so that both look alike
-        native_h, native_w = self._look.shape
-        look = self._look
-        if min(tw / native_w, th / native_h) < 1.0:
-            look = _smoothed(look, min(tw / native_w, th / native_h))
-        look = cv2.warpAffine(
-            look,
-            np.float32([[tw / native_w, 0.0, 0.0], [0.0, th / native_h, 0.0]]),
-            (tw, th),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        look = self._look_at((tw, th))
         reach = REACH * math.sqrt(w * h) * scale
         ww, wh = int(round(tw + 2.0 * reach)), int(round(th + 2.0 * reach))
         window = _grey_window(image, (x + 0.5 * w, y + 0.5 * h), scale, (ww, wh))
