@@ -72,18 +72,12 @@ def _grey_window(
         x1 = int(math.ceil(centre[0] + 0.5 * width / scale)) + margin
         y1 = int(math.ceil(centre[1] + 0.5 * height / scale)) + margin
         rows, cols = image.shape[:2]
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols), min(y1, rows)
-        if cx1 <= cx0 or cy1 <= cy0:  # all outside: the border pixels it would repeat
-            cx0, cy0 = min(max(x0, 0), cols - 1), min(max(y0, 0), rows - 1)
-            cx1, cy1 = cx0 + 1, cy0 + 1
-        part = cv2.copyMakeBorder(
-            _grey(image[cy0:cy1, cx0:cx1]),
-            cy0 - y0,
-            y1 - cy1,
-            cx0 - x0,
-            x1 - cx1,
-            cv2.BORDER_REPLICATE,
-        )
+        if x0 >= 0 and y0 >= 0 and x1 <= cols and y1 <= rows:
+            part = _grey(image[y0:y1, x0:x1])
+        else:  # beyond the border the border pixels repeat
+            ys = np.clip(np.arange(y0, y1), 0, rows - 1)
+            xs = np.clip(np.arange(x0, x1), 0, cols - 1)
+            part = _grey(image[ys[:, None], xs[None, :]])
         (source, factor), origin = _low_passed(part, scale), (float(x0), float(y0))
     cx, cy = (centre[0] - origin[0]) / factor, (centre[1] - origin[1]) / factor
     step = scale * factor

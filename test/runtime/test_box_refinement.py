@@ -88,6 +88,19 @@ def test_a_poor_match_leaves_the_box_alone() -> None:
     assert refinement.refine(_textured(1), (1.0, 2.0, 0.0, 5.0)) == (1.0, 2.0, 0.0, 5.0)
 
 
+@pytest.mark.parametrize(
+    "box",
+    [(300.0, 200.0, 160.0, 120.0), (-400.0, -300.0, 160.0, 120.0), (500.0, 60.0, 80.0, 60.0)],
+)
+def test_a_box_reaching_or_lying_past_the_border_is_compared_with_the_border_repeated(box):
+    image = _textured(1)
+    refinement = BoxRefinement(0.6)
+    refinement.start(image, (100.0, 80.0, 80.0, 60.0))
+    refined, match = refinement.refined(image, box)
+    assert np.isfinite(refined).all()
+    assert refined == box or match >= 0.6  # moved only on a match
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="box_refinement"):
         BoxRefinement(0.0)
