@@ -33,7 +33,7 @@ MAX_UPSCALE = 4.0  # a box smaller than SIDE / MAX_UPSCALE is compared at this s
 REACH = 0.3  # the window extends this fraction of the box's mean side beyond it, each way
 SCALE_STEP = 0.05  # the sizes tried: the box's, and this fraction smaller and larger
 SCALE_RATE = 0.5  # how far the size goes towards the best-matching one
-ANTIALIAS = 0.5  # Gaussian sigma, in output pixels, before sampling at a scale under 1
+ANTIALIAS = 0.5  # sigma, in output pixels, of the blur after the pyramid (scales under 1)
 LOOKS_KEPT = 32  # resampled first looks kept (sizes of recent comparisons)
 
 
